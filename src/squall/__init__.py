@@ -1,0 +1,11 @@
+"""Squall: a fast, strict ASGI server that speaks Uvicorn's command line."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from squall.config import Config  # noqa: E402
+from squall.main import run  # noqa: E402
+from squall.server import Server  # noqa: E402
+
+__all__ = ["Config", "Server", "__version__", "run"]

@@ -1,0 +1,1 @@
+"""The ASGI side: request cycles, lifespan and scope building."""

@@ -1,0 +1,216 @@
+"""The ASGI HTTP request cycle, shared by every HTTP version.
+
+A cycle is one request and its response. The connection (HTTP/1) or stream
+(HTTP/2) that owns it feeds it the request body and implements
+:class:`ResponseSink`, which turns the validated ASGI messages into bytes.
+
+Rules:
+
+* ``http.response.start`` is held until the first ``http.response.body`` so
+  that head and body usually leave in one write.
+* ``receive()`` gives the buffered body, then blocks until the response is
+  complete or the client has gone, then returns ``http.disconnect``.
+* ``Expect: 100-continue`` is answered on the first ``receive()``, only if
+  the response has not started.
+* ``send()`` after the client has gone is ignored (as Uvicorn does, so
+  Starlette's listener still sees ``http.disconnect`` on ``receive()``).
+* An exception before the response starts becomes a 500; after it started,
+  the connection is closed. Either way it is logged once with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from squall.protocols.http1 import ResponseError
+
+if TYPE_CHECKING:
+    from squall.asgi.types import ASGIApp, Message, Scope
+
+logger = logging.getLogger("squall.error")
+
+HIGH_WATER = 65536
+
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+
+
+class ResponseSink(Protocol):
+    """What a cycle needs from its connection or stream."""
+
+    write_paused: bool
+
+    def start_response(
+        self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
+    ) -> None: ...
+    def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None: ...
+    def send_continue(self, cycle: HTTPCycle) -> None: ...
+    def response_complete(self, cycle: HTTPCycle) -> None: ...
+    def cycle_failed(self, cycle: HTTPCycle, status: int) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    async def drain(self) -> None: ...
+
+
+# cycle states
+IDLE, HELD, STREAMING, DONE = range(4)
+
+
+class HTTPCycle:
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_waiter",
+        "body_complete",
+        "body_delivered",
+        "disconnected",
+        "expect_continue",
+        "headers",
+        "scope",
+        "sink",
+        "start_time",
+        "state",
+        "status",
+    )
+
+    def __init__(self, scope: Scope, sink: ResponseSink, expect_continue: bool) -> None:
+        self.scope = scope
+        self.sink = sink
+        self.expect_continue = expect_continue
+        self.state = IDLE
+        self.status = 0
+        self.headers: Any = ()
+        self.disconnected = False
+        self.body_complete = False
+        self.body_delivered = False
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self.start_time = 0.0
+
+    # -- fed by the owner
+
+    def feed_body(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER:
+            self.sink.pause_reading()
+        self._wake()
+
+    def end_body(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the app's side
+
+    async def receive(self) -> Message:
+        if self.expect_continue:
+            self.expect_continue = False
+            if self.state == IDLE and not self.disconnected:
+                self.sink.send_continue(self)
+        while True:
+            if self._chunks or (self.body_complete and not self.body_delivered):
+                chunks = self._chunks
+                if len(chunks) == 1:
+                    body = chunks[0]
+                    chunks.clear()
+                else:
+                    body = b"".join(chunks)
+                    chunks.clear()
+                if self._buffered > HIGH_WATER:
+                    self.sink.resume_reading()
+                self._buffered = 0
+                more = not self.body_complete
+                if not more:
+                    self.body_delivered = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self.disconnected or self.state == DONE:
+                return _DISCONNECT
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    async def send(self, message: Message) -> None:
+        mtype = message["type"]
+        state = self.state
+        if mtype == "http.response.body":
+            if state != HELD and state != STREAMING:
+                if state == IDLE:
+                    raise RuntimeError(
+                        "Expected ASGI message 'http.response.start', "
+                        f"but got {mtype!r}."
+                    )
+                raise RuntimeError(f"Unexpected ASGI message {mtype!r} sent, after response "
+                                   "already completed.")
+            if self.disconnected:
+                return
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if state == HELD:
+                self.sink.start_response(self, self.status, self.headers, body, more)
+                self.state = STREAMING if more else DONE
+            else:
+                self.sink.send_body(self, body, more)
+                if not more:
+                    self.state = DONE
+            if not more:
+                self.sink.response_complete(self)
+            elif self.sink.write_paused:
+                await self.sink.drain()
+        elif mtype == "http.response.start":
+            if state != IDLE:
+                raise RuntimeError(f"Unexpected ASGI message {mtype!r} sent, after response "
+                                   "already started.")
+            status = message["status"]
+            if type(status) is not int:
+                raise RuntimeError(f"Invalid HTTP status code {status!r} in response.")
+            self.status = status
+            self.headers = message.get("headers", ())
+            self.state = HELD
+        else:
+            raise RuntimeError(
+                f"Unexpected ASGI message {mtype!r} sent, in response to an HTTP request."
+            )
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._failed(exc)
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise
+            return
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned '%s'.", result)
+            if self.state != DONE:
+                self.sink.cycle_failed(self, 500)
+            return
+        if self.state != DONE:
+            if self.state == IDLE:
+                logger.error("ASGI callable returned without starting response.")
+            else:
+                logger.error("ASGI callable returned without completing response.")
+            self.sink.cycle_failed(self, 500)
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            if self.state != DONE:
+                self.sink.cycle_failed(self, 503)
+            return
+        if isinstance(exc, ResponseError):
+            logger.error("Invalid response from ASGI application: %s", exc)
+        else:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+        if self.state != DONE:
+            self.sink.cycle_failed(self, 500)

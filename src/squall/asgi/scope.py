@@ -1,0 +1,90 @@
+"""Building ASGI scopes from parsed requests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from squall.protocols.http1 import ParseError
+
+if TYPE_CHECKING:
+    from squall.protocols.http1 import RequestHead
+
+
+class ConnInfo:
+    """What a connection knows about its two ends, shared by its requests."""
+
+    __slots__ = ("client", "client_label", "scheme", "server", "trusted")
+
+    def __init__(
+        self,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        scheme: str,
+        trusted: bool,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.trusted = trusted
+        self.client_label = format_address(client)
+
+
+def format_address(addr: tuple[str, int] | None) -> str:
+    if not addr:
+        return "-"
+    host, port = addr[0], addr[1]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Split a request target into (raw path, query string); 400 if unusable."""
+    if target[:1] != b"/":
+        if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            parts = urlsplit(target)
+            path = parts.path or b"/"
+            return path, parts.query
+        if target == b"*":
+            return b"*", b""
+        raise ParseError(400, "Invalid request target")
+    index = target.find(b"?")
+    if index < 0:
+        return target, b""
+    return target[:index], target[index + 1 :]
+
+
+def decode_path(raw_path: bytes) -> str:
+    try:
+        path = raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise ParseError(400, "Invalid characters in request target") from None
+    if "%" in path:
+        path = unquote(path)
+    return path
+
+
+def http_scope(
+    head: RequestHead, info: ConnInfo, root_path: str, state: dict[str, Any]
+) -> dict[str, Any]:
+    raw_path, query = split_target(head.target)
+    path = decode_path(raw_path)
+    if root_path:
+        path = root_path + path
+        raw_path = root_path.encode() + raw_path
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": head.http_version,
+        "server": info.server,
+        "client": info.client,
+        "scheme": info.scheme,
+        "method": head.method,
+        "root_path": root_path,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": head.headers,
+        "state": state.copy(),
+    }

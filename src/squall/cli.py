@@ -1,0 +1,169 @@
+"""The command line, generated from the fields of :class:`~squall.config.Config`.
+
+Each field with an :class:`~squall.config.Option` record becomes a flag named
+after it (``limit_concurrency`` -> ``--limit-concurrency``) and can also be
+set through ``SQUALL_<NAME>``. Precedence: command line, then environment,
+then the field's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from squall import __version__
+from squall.config import Config, ConfigError, Option, env_name, flag_name, options
+
+GROUP_TITLES = {
+    "app": "Application",
+    "socket": "Socket binding",
+    "impl": "Implementation",
+    "process": "Processes",
+    "logging": "Logging",
+    "http": "HTTP",
+    "limits": "Limits and timeouts",
+    "tls": "TLS",
+}
+
+
+def _kind(f: dataclasses.Field[Any]) -> str:
+    text = str(f.type)
+    if text.startswith("bool"):
+        return "bool"
+    if text.startswith("list"):
+        return "list"
+    if "float" in text:
+        return "float"
+    if text.startswith("int"):
+        return "int"
+    return "str"
+
+
+def _converter(f: dataclasses.Field[Any], meta: Option) -> Callable[[str], Any]:
+    kind = _kind(f)
+    if kind == "int":
+        return int
+    if kind == "float":
+        return float
+    if f.name == "log_level":
+        return str.lower
+    return str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="squall",
+        description="Serve an ASGI application. Every option can also be set with "
+        "SQUALL_<OPTION> in the environment, e.g. SQUALL_PORT=9000.",
+    )
+    parser.add_argument("app", nargs="?", metavar="APP", help="The ASGI app, as module:attribute.")
+    parser.add_argument("--version", action="store_true", help="Print the version and exit.")
+    groups = {key: parser.add_argument_group(title) for key, title in GROUP_TITLES.items()}
+    for f, meta in options():
+        if not meta.cli:
+            continue
+        group = groups.get(meta.group, parser)
+        flag = flag_name(f, meta)
+        kind = _kind(f)
+        help_text = meta.help
+        if meta.unavailable:
+            help_text += " (not available yet)"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
+        if kind == "bool":
+            action = argparse.BooleanOptionalAction if meta.negatable else "store_const"
+            if meta.negatable:
+                group.add_argument(flag, action=action, **kwargs)
+            else:
+                group.add_argument(flag, action=action, const=True, **kwargs)
+            continue
+        if meta.multiple:
+            kwargs["action"] = "append"
+        if meta.choices:
+            kwargs["choices"] = meta.choices
+        kwargs["type"] = _converter(f, meta)
+        if meta.metavar:
+            kwargs["metavar"] = meta.metavar
+        group.add_argument(flag, **kwargs)
+    return parser
+
+
+def _from_env(f: dataclasses.Field[Any], meta: Option, raw: str) -> Any:
+    kind = _kind(f)
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{env_name(f)}: expected true or false, got {raw!r}")
+    if meta.multiple:
+        return raw.split()
+    try:
+        return _converter(f, meta)(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name(f)}: invalid value {raw!r}") from None
+
+
+def parse(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Return (app, Config keyword arguments) from the command line and environment."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.version:
+        print(
+            f"Running squall {__version__} with {platform.python_implementation()} "
+            f"{platform.python_version()} on {platform.system()}"
+        )
+        raise SystemExit(0)
+    kwargs: dict[str, Any] = {}
+    for f, meta in options():
+        if not meta.cli:
+            continue
+        value = getattr(ns, f.name)
+        if value is None:
+            raw = os.environ.get(env_name(f))
+            if raw is not None:
+                value = _from_env(f, meta, raw)
+        if value is not None:
+            kwargs[f.name] = value
+    app = ns.app or os.environ.get("SQUALL_APP")
+    if not app:
+        parser.error("the APP argument is required (for example: squall main:app)")
+    kwargs.setdefault("app_dir", "")
+    return app, kwargs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from squall.main import run
+
+    try:
+        app, kwargs = parse(argv)
+        Config(app, **kwargs)  # validate before anything starts
+    except ConfigError as exc:
+        print(f"squall: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    run(app, **kwargs)
+
+
+def reference_markdown() -> str:
+    """The README's option table, generated so it cannot drift."""
+    rows = ["| Option | Environment | Default | Meaning |", "|---|---|---|---|"]
+    for f, meta in options():
+        if not meta.cli:
+            continue
+        flag = flag_name(f, meta)
+        if _kind(f) == "bool" and meta.negatable:
+            flag = f"{flag} / --no-{flag[2:]}"
+        elif meta.choices:
+            flag = f"{flag} {{{','.join(meta.choices)}}}"
+        default: Any = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = "built-in" if f.name == "log_config" else f.default_factory()
+        shown = "–" if default in (None, [], "") else f"`{default}`"
+        text = meta.help + (" *Not available yet.*" if meta.unavailable else "")
+        rows.append(f"| `{flag}` | `{env_name(f)}` | {shown} | {text} |")
+    return "\n".join(rows)

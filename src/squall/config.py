@@ -1,0 +1,284 @@
+"""Squall's configuration: one frozen dataclass.
+
+Every option is declared once, as a field with an :func:`option` record in its
+metadata. The command line (``cli.py``), the ``SQUALL_*`` environment variables
+and the README's option table are all generated from these fields.
+
+Validation happens here, with no I/O: a bad value raises :class:`ConfigError`
+naming the option. Loading the app, building an SSL context and choosing
+backends happen later, in ``loading.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from squall.logs import LOGGING_CONFIG
+
+LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
+HTTP_CHOICES = ("auto", "httptools", "h11")
+WS_CHOICES = ("auto", "none", "websockets")
+INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
+LIFESPAN_CHOICES = ("auto", "on", "off")
+LOG_LEVEL_CHOICES = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; its message is one line naming the option."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one Config field appears outside Python."""
+
+    help: str
+    group: str
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    multiple: bool = False  # repeatable flag, list value
+    negatable: bool = True  # booleans get --x/--no-x
+    flag: str | None = None  # CLI flag if not derived from the field name
+    env: str | None = None  # extra legacy env var honoured as a default
+    unavailable: str | None = None  # set while a later piece of work owns the option
+    cli: bool = True
+
+
+def option(default: Any, help: str, group: str = "server", **kw: Any) -> Any:
+    meta = {"squall": Option(help=help, group=group, **kw)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+NOT_YET = "is not available in this version of Squall yet"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of Squall's settings. Keyword names match Uvicorn's ``Config``."""
+
+    app: Any = None
+
+    # -- socket binding
+    host: str = option("127.0.0.1", "Bind socket to this host.", "socket")
+    port: int = option(8000, "Bind socket to this port. 0 picks a free port.", "socket")
+    uds: str | None = option(None, "Bind to a Unix domain socket.", "socket", metavar="PATH")
+    fd: int | None = option(None, "Bind to a socket from this file descriptor.", "socket")
+    backlog: int = option(2048, "Maximum number of connections to hold in backlog.", "socket")
+
+    # -- implementation
+    loop: str = option("auto", "Event loop implementation.", "impl", choices=LOOP_CHOICES)
+    http: str = option("auto", "HTTP/1.1 parser implementation.", "impl", choices=HTTP_CHOICES)
+    ws: str = option("auto", "WebSocket implementation.", "impl", choices=WS_CHOICES)
+    http2: bool = option(False, "Serve HTTP/2.", "impl", unavailable=NOT_YET)
+    interface: str = option(
+        "auto", "Select ASGI3 or ASGI2 as the application interface.", "app",
+        choices=INTERFACE_CHOICES,
+    )
+    lifespan: str = option("auto", "Lifespan implementation.", "app", choices=LIFESPAN_CHOICES)
+    factory: bool = option(
+        False, "Treat APP as an application factory, i.e. a () -> <ASGI app> callable.", "app",
+        negatable=False,
+    )
+    app_dir: str | None = option(
+        None, "Look for APP in the specified directory by adding it to the PYTHONPATH "
+        "(the command line's default is the current directory).", "app", metavar="DIR",
+    )
+    env_file: str | None = option(None, "Environment configuration file.", "app", metavar="PATH")
+
+    # -- processes (later work)
+    workers: int | None = option(
+        None, "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.", "process",
+        env="WEB_CONCURRENCY",
+    )
+    reload: bool = option(False, "Enable auto-reload.", "process", negatable=False,
+                          unavailable=NOT_YET)
+
+    # -- logging
+    log_config: Any = option(
+        LOGGING_CONFIG, "Logging configuration file (.json, .yaml or .ini).", "logging",
+        metavar="PATH",
+    )
+    log_level: str | int | None = option(
+        None, "Log level. [default: info]", "logging", choices=LOG_LEVEL_CHOICES,
+    )
+    access_log: bool = option(True, "Enable or disable the access log.", "logging")
+    use_colors: bool | None = option(None, "Enable or disable colorized logging.", "logging")
+
+    # -- HTTP behaviour
+    root_path: str = option(
+        "", "Set the ASGI 'root_path' for applications submounted below a given URL path.",
+        "http", metavar="PATH",
+    )
+    proxy_headers: bool = option(
+        True, "Use X-Forwarded-Proto and X-Forwarded-For to set the scheme and client address "
+        "when the peer is in --forwarded-allow-ips.", "http",
+    )
+    forwarded_allow_ips: str | list[str] | None = option(
+        None, "Comma-separated IPs, CIDR networks or '*' to trust with proxy headers. "
+        "Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'.", "http", metavar="IPS",
+        env="FORWARDED_ALLOW_IPS",
+    )
+    server_header: bool = option(True, "Send a 'server: squall' header.", "http")
+    date_header: bool = option(True, "Send a 'date' header.", "http")
+    headers: list[Any] = option(
+        [], "Extra default response header, as NAME:VALUE (repeatable).", "http",
+        multiple=True, flag="header", metavar="NAME:VALUE",
+    )
+
+    # -- limits and timeouts
+    limit_concurrency: int | None = option(
+        None, "Maximum number of concurrent connections or tasks before answering 503.", "limits",
+    )
+    limit_max_requests: int | None = option(
+        None, "Maximum number of requests to serve before exiting.", "limits",
+    )
+    limit_request_line: int = option(
+        8192, "Longest request line in bytes; longer gets 414.", "limits",
+    )
+    limit_request_fields: int = option(
+        100, "Most header fields in a request; more gets 431.", "limits",
+    )
+    limit_request_field_size: int = option(
+        16384, "Largest single header field (name and value) in bytes; larger gets 431.", "limits",
+    )
+    limit_request_header_size: int = option(
+        65536, "Largest header section in bytes; larger gets 431.", "limits",
+    )
+    timeout_keep_alive: float = option(
+        5, "Close a connection that sends no request for this many seconds "
+        "(also before its first request).", "limits",
+    )
+    timeout_graceful_shutdown: float | None = option(
+        None, "Maximum number of seconds to wait for in-flight requests on shutdown.", "limits",
+    )
+    h11_max_incomplete_event_size: int | None = option(
+        None, "For the h11 parser: the largest request head it buffers "
+        "(default: --limit-request-header-size).", "limits",
+    )
+
+    # -- TLS (later work)
+    ssl_keyfile: str | None = option(None, "SSL key file.", "tls", metavar="PATH",
+                                     unavailable=NOT_YET)
+    ssl_certfile: str | None = option(None, "SSL certificate file.", "tls", metavar="PATH",
+                                      unavailable=NOT_YET)
+
+    # -- programmatic only
+    callback_notify: Callable[[], Any] | None = option(None, "", cli=False)
+    timeout_notify: float = option(30, "", cli=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived values
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or 1
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        raw = self.forwarded_allow_ips
+        if isinstance(raw, str):
+            raw = raw.split(",")
+        return [part.strip() for part in raw or () if part.strip()]
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def options() -> list[tuple[dataclasses.Field[Any], Option]]:
+    """The user-visible fields, in declaration order."""
+    out = []
+    for f in dataclasses.fields(Config):
+        meta = f.metadata.get("squall")
+        if meta is not None:
+            out.append((f, meta))
+    return out
+
+
+def flag_name(f: dataclasses.Field[Any], meta: Option) -> str:
+    return "--" + (meta.flag or f.name).replace("_", "-")
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return "SQUALL_" + f.name.upper()
+
+
+def _set(cfg: Config, name: str, value: Any) -> None:
+    object.__setattr__(cfg, name, value)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"--{name.replace('_', '-')}: {value!r} is not one of {', '.join(choices)}"
+        )
+
+
+def _check_min(name: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        raise ConfigError(f"--{name.replace('_', '-')}: must be at least {low}, got {value}")
+
+
+def _validate(cfg: Config) -> None:
+    # legacy environment defaults, as Uvicorn reads them inside Config
+    if cfg.workers is None and os.environ.get("WEB_CONCURRENCY"):
+        try:
+            _set(cfg, "workers", int(os.environ["WEB_CONCURRENCY"]))
+        except ValueError:
+            raise ConfigError("WEB_CONCURRENCY: must be an integer") from None
+    if cfg.forwarded_allow_ips is None:
+        _set(cfg, "forwarded_allow_ips", os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
+
+    for f, meta in options():
+        value = getattr(cfg, f.name)
+        if meta.unavailable and value not in (None, False, f.default):
+            raise ConfigError(f"{flag_name(f, meta)} {meta.unavailable}")
+        if meta.choices and isinstance(value, str):
+            _check_choice(f.name, value.lower() if f.name == "log_level" else value,
+                          meta.choices)
+    if isinstance(cfg.log_level, str):
+        _set(cfg, "log_level", cfg.log_level.lower())
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"--port: must be between 0 and 65535, got {cfg.port}")
+    if cfg.workers is not None and cfg.workers > 1:
+        raise ConfigError("--workers: more than one worker " + NOT_YET)
+    for name in ("backlog", "limit_request_line", "limit_request_fields",
+                 "limit_request_field_size", "limit_request_header_size"):
+        _check_min(name, getattr(cfg, name), 1)
+    for name in ("limit_concurrency", "limit_max_requests", "h11_max_incomplete_event_size"):
+        _check_min(name, getattr(cfg, name), 1)
+    for name in ("timeout_keep_alive", "timeout_graceful_shutdown"):
+        _check_min(name, getattr(cfg, name), 0)
+    _set(cfg, "headers", [_parse_header(h) for h in cfg.headers])
+    if cfg.root_path and not cfg.root_path.startswith("/"):
+        raise ConfigError(f"--root-path: must start with '/', got {cfg.root_path!r}")
+    if cfg.root_path.endswith("/"):
+        _set(cfg, "root_path", cfg.root_path.rstrip("/"))
+
+
+def _parse_header(item: Any) -> tuple[str, str]:
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        name, value = str(item[0]), str(item[1])
+    elif isinstance(item, str) and ":" in item:
+        name, value = item.split(":", 1)
+    else:
+        raise ConfigError(f"--header: expected NAME:VALUE, got {item!r}")
+    # Uvicorn keeps the space after the colon and then breaks; Squall strips it.
+    name, value = name.strip(), value.strip()
+    from squall.protocols.http1 import valid_header_name, valid_header_value
+
+    if not valid_header_name(name.encode("latin-1", "replace")):
+        raise ConfigError(f"--header: invalid header name {name!r}")
+    if not valid_header_value(value.encode("latin-1", "replace")):
+        raise ConfigError(f"--header: invalid header value for {name!r}")
+    return name.lower(), value
+
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]

@@ -1,0 +1,1 @@
+"""ASGI middleware usable on its own, outside Squall too."""

@@ -1,0 +1,1 @@
+"""Sans-I/O wire protocols: bytes in, calls out. Nothing here imports asyncio."""

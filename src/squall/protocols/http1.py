@@ -1,0 +1,456 @@
+"""HTTP/1.1 as a sans-I/O protocol object: bytes in, calls out, bytes back.
+
+Rules (RFC 9112 and RFC 9110):
+
+* A parser backend (httptools or h11, in their own modules) turns bytes into
+  calls on an :class:`H1Events` owner: ``on_request(head)``, ``on_body(data)``
+  and ``on_request_end()``, in that order, once per request, pipelined requests
+  one after the other.
+* A request that is malformed, too large, or framed ambiguously raises
+  :class:`ParseError` out of ``feed()`` carrying the status to answer (400,
+  414, 431, 501). The owner answers it and closes; the object is then spent.
+* Framing checks are done here, in :class:`HeadBuilder`, the same for both
+  backends, so a lenient parser never decides alone: one ``Host`` on HTTP/1.1,
+  Content-Length and Transfer-Encoding never together, ``chunked`` the only
+  transfer coding, a single well-formed Content-Length.
+* The response side (:meth:`HTTP1.response_head`, :meth:`HTTP1.response_body`)
+  serializes one response at a time, chooses its framing (Content-Length,
+  chunked, or close-delimited for HTTP/1.0), suppresses bodies for HEAD, 1xx,
+  204 and 304, enforces the declared Content-Length, and never lets CR, LF or
+  NUL from the app reach the wire.
+
+Nothing here imports asyncio.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Protocol
+
+# -- outgoing header validation --------------------------------------------
+
+_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_SEARCH = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+
+def valid_header_name(name: bytes) -> bool:
+    return _TOKEN_RE.fullmatch(name) is not None
+
+
+def valid_header_value(value: bytes) -> bool:
+    return _BAD_VALUE_SEARCH(value) is None
+
+
+class ResponseError(RuntimeError):
+    """The app sent a response that cannot be put on the wire as given."""
+
+
+class ParseError(Exception):
+    """A request that must be refused: ``status`` is the answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+# -- precomputed wire pieces ------------------------------------------------
+
+
+def _status_line(version: bytes, code: int) -> bytes:
+    try:
+        phrase = HTTPStatus(code).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/%s %d %s\r\n" % (version, code, phrase)
+
+
+STATUS_LINES_11 = {code: _status_line(b"1.1", code) for code in range(100, 600)}
+
+# Kind codes for response header names the encoder must act on.
+_K_OTHER, _K_CL, _K_TE, _K_CONN, _K_SERVER, _K_DATE = range(6)
+_SPECIAL_RESPONSE = {
+    b"content-length": _K_CL,
+    b"transfer-encoding": _K_TE,
+    b"connection": _K_CONN,
+    b"server": _K_SERVER,
+    b"date": _K_DATE,
+}
+# name as sent by the app -> kind; only valid names are cached
+_name_kinds: dict[bytes, int] = {}
+
+
+def _name_kind(name: bytes) -> int:
+    kind = _name_kinds.get(name)
+    if kind is None:
+        if not valid_header_name(name):
+            raise ResponseError(f"Invalid HTTP header name: {name!r}")
+        kind = _SPECIAL_RESPONSE.get(name.lower(), _K_OTHER)
+        if len(_name_kinds) < 1024:
+            _name_kinds[name] = kind
+    return kind
+
+
+# -- request head -----------------------------------------------------------
+
+
+class RequestHead:
+    """One parsed request head, framing already decided."""
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "forwarded",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+    )
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = b""
+        self.http_version = "1.1"
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = True
+        self.chunked = False
+        self.content_length = 0
+        self.expect_continue = False
+        self.upgrade: bytes | None = None
+        self.forwarded = False  # carries an x-forwarded-* header
+
+
+class H1Events(Protocol):
+    """What the owner of an HTTP/1 protocol object receives."""
+
+    def on_request(self, head: RequestHead) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_request_end(self) -> None: ...
+
+
+class Limits:
+    __slots__ = ("field_size", "fields", "header_size", "request_line")
+
+    def __init__(
+        self,
+        request_line: int = 8192,
+        fields: int = 100,
+        field_size: int = 16384,
+        header_size: int = 65536,
+    ) -> None:
+        self.request_line = request_line
+        self.fields = fields
+        self.field_size = field_size
+        self.header_size = header_size
+
+
+# request header names the head builder must look at
+_H_HOST, _H_CL, _H_TE, _H_CONN, _H_EXPECT, _H_UPGRADE, _H_XFWD = range(1, 8)
+_SPECIAL_REQUEST = {
+    b"host": _H_HOST,
+    b"content-length": _H_CL,
+    b"transfer-encoding": _H_TE,
+    b"connection": _H_CONN,
+    b"expect": _H_EXPECT,
+    b"upgrade": _H_UPGRADE,
+    b"x-forwarded-for": _H_XFWD,
+    b"x-forwarded-proto": _H_XFWD,
+}
+_DIGITS = frozenset(b"0123456789")
+
+
+class HeadBuilder:
+    """Collects one request head from either backend and decides its framing."""
+
+    __slots__ = ("_cl", "_conn", "_expect", "_hosts", "_size", "_te", "_upgrade", "head", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.head = RequestHead()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hosts = 0
+        self._size = 0
+        self._cl: bytes | None = None
+        self._te: bytes | None = None
+        self._conn: bytes | None = None
+        self._expect: bytes | None = None
+        self._upgrade: bytes | None = None
+
+    def begin(self) -> RequestHead:
+        self.head = head = RequestHead()
+        self._reset()
+        return head
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        """Record one header; ``name`` is already lowercased."""
+        head = self.head
+        headers = head.headers
+        limits = self.limits
+        size = len(name) + len(value)
+        self._size += size + 4
+        if (
+            size > limits.field_size
+            or len(headers) >= limits.fields
+            or self._size > limits.header_size
+        ):
+            raise ParseError(431, "Request header fields too large")
+        headers.append((name, value))
+        kind = _SPECIAL_REQUEST.get(name)
+        if kind is None:
+            return
+        if kind == _H_HOST:
+            self._hosts += 1
+        elif kind == _H_CL:
+            if self._cl is not None and self._cl != value:
+                raise ParseError(400, "Conflicting Content-Length headers")
+            self._cl = value
+        elif kind == _H_TE:
+            self._te = value if self._te is None else self._te + b"," + value
+        elif kind == _H_CONN:
+            self._conn = value if self._conn is None else self._conn + b"," + value
+        elif kind == _H_EXPECT:
+            self._expect = value
+        elif kind == _H_UPGRADE:
+            self._upgrade = value
+        else:
+            head.forwarded = True
+
+    def finish(self, method: str, target: bytes, version: str) -> RequestHead:
+        """Apply RFC 9112 framing rules; raise ParseError on anything ambiguous."""
+        head = self.head
+        head.method = method
+        head.target = target
+        head.http_version = version
+        if version == "1.1":
+            if self._hosts != 1:
+                raise ParseError(400, "Missing or duplicated Host header")
+        elif version != "1.0":
+            raise ParseError(505 if version[:1] >= "2" else 400, "Unsupported HTTP version")
+        elif self._hosts > 1:
+            raise ParseError(400, "Duplicated Host header")
+        conn = self._conn
+        tokens: list[bytes] = []
+        if conn is not None:
+            tokens = [t.strip().lower() for t in conn.split(b",")]
+        if version == "1.1":
+            head.keep_alive = b"close" not in tokens
+        else:
+            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        te = self._te
+        cl = self._cl
+        if te is not None:
+            if cl is not None:
+                raise ParseError(400, "Both Content-Length and Transfer-Encoding")
+            codings = [c.strip().lower() for c in te.split(b",")]
+            if codings != [b"chunked"]:
+                if codings and codings[-1] == b"chunked" or not all(codings):
+                    raise ParseError(501 if all(codings) else 400, "Unsupported Transfer-Encoding")
+                raise ParseError(501, "Unsupported Transfer-Encoding")
+            if version == "1.0":
+                raise ParseError(400, "Transfer-Encoding on HTTP/1.0")
+            head.chunked = True
+        elif cl is not None:
+            stripped = cl.strip(b" \t")
+            if not stripped or not _DIGITS.issuperset(stripped) or len(stripped) > 18:
+                raise ParseError(400, "Invalid Content-Length")
+            head.content_length = int(stripped)
+        if self._expect is not None:
+            if self._expect.lower() != b"100-continue":
+                raise ParseError(417, "Unsupported Expect")
+            head.expect_continue = version == "1.1"
+        if self._upgrade is not None and b"upgrade" in tokens:
+            head.upgrade = self._upgrade.strip().lower()
+        return head
+
+
+# -- the protocol object ----------------------------------------------------
+
+_CHUNKED_END = b"0\r\n\r\n"
+# response framing modes
+_F_LENGTH, _F_CHUNKED, _F_CLOSE, _F_NONE = range(4)
+
+
+class HTTP1:
+    """Base of the two backends: response encoding and shared state.
+
+    Subclasses implement ``feed(data)`` and, for pipelining, deliver calls on
+    ``self.events``. ``feed`` raises :class:`ParseError` for a bad request.
+    """
+
+    __slots__ = (
+        "_framing",
+        "_remaining",
+        "builder",
+        "events",
+        "keep_alive",
+        "limits",
+        "request_http_version",
+    )
+
+    backend = "base"
+
+    def __init__(self, events: H1Events, limits: Limits | None = None) -> None:
+        self.events = events
+        self.limits = limits or Limits()
+        self.builder = HeadBuilder(self.limits)
+        self.keep_alive = True
+        self.request_http_version = "1.1"
+        self._framing = _F_NONE
+        self._remaining = 0
+
+    def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def feed_eof(self) -> None:
+        """The peer closed its side; a partial request is simply dropped."""
+
+    def take_unparsed(self) -> bytes:
+        """Bytes received after an upgrade request, for the next protocol."""
+        return b""
+
+    # -- response side
+
+    def response_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+        defaults: dict[int, bytes],
+        head: RequestHead,
+        body: bytes | None,
+        more_body: bool,
+    ) -> bytes:
+        """Serialize a response head, plus ``body`` if given.
+
+        ``defaults`` maps the kinds ``_K_OTHER``/``_K_SERVER``/``_K_DATE`` to
+        pre-encoded default header lines (``b"server: squall\\r\\n"``...);
+        a default is left out when the app sends its own header of that kind.
+        ``body`` is the first body chunk when the app already sent it, and
+        ``more_body`` says whether more follows; with ``body=None`` only the
+        head is produced and the body comes through :meth:`response_body`.
+        """
+        line = STATUS_LINES_11.get(status)
+        if line is None:
+            raise ResponseError(f"Invalid HTTP status code: {status!r}")
+        parts = [line]
+        content_length = -1
+        keep_alive = head.keep_alive
+        seen_server = seen_date = False
+        bad_value = _BAD_VALUE_SEARCH
+        for name, value in headers:
+            kind = _name_kinds.get(name)
+            if kind is None:
+                kind = _name_kind(name)
+            if bad_value(value) is not None:
+                raise ResponseError(f"Invalid HTTP header value for {name!r}")
+            if kind:
+                if kind == _K_CL:
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise ResponseError(f"Invalid Content-Length: {value!r}") from None
+                    if content_length < 0:
+                        raise ResponseError(f"Invalid Content-Length: {value!r}")
+                    continue  # re-emitted below with the framing decision
+                elif kind == _K_TE:
+                    continue  # framing is the server's business
+                elif kind == _K_CONN:
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue
+                elif kind == _K_SERVER:
+                    seen_server = True
+                else:
+                    seen_date = True
+            parts += (name, b": ", value, b"\r\n")
+        if not seen_server:
+            parts.append(defaults[_K_SERVER])
+        if not seen_date:
+            parts.append(defaults[_K_DATE])
+        parts.append(defaults[_K_OTHER])
+
+        no_body = head.method == "HEAD" or status < 200 or status in (204, 304)
+        if no_body:
+            framing = _F_NONE
+            # HEAD and 304 describe the body they would have had; 1xx and 204 have none.
+            if content_length >= 0 and (status == 304 or (status >= 200 and status != 204)):
+                parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
+        elif content_length >= 0:
+            framing = _F_LENGTH
+            parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
+        elif body is not None and not more_body:
+            framing = _F_LENGTH
+            content_length = len(body)
+            parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
+        elif head.http_version == "1.1":
+            framing = _F_CHUNKED
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            framing = _F_CLOSE
+            keep_alive = False
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif head.http_version == "1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self.keep_alive = keep_alive
+        self._framing = framing
+        self._remaining = content_length
+        if body is not None:
+            parts.append(self.response_body(body, more_body))
+        return b"".join(parts)
+
+    def response_body(self, data: bytes, more_body: bool) -> bytes:
+        """Frame one body chunk; raise ResponseError if it breaks Content-Length."""
+        framing = self._framing
+        if framing == _F_LENGTH:
+            remaining = self._remaining - len(data)
+            if remaining < 0:
+                raise ResponseError("Response content longer than Content-Length")
+            if not more_body and remaining:
+                raise ResponseError("Response content shorter than Content-Length")
+            self._remaining = remaining
+            return data
+        if framing == _F_CHUNKED:
+            if data:
+                framed = b"%x\r\n%b\r\n" % (len(data), data)
+                return framed + _CHUNKED_END if not more_body else framed
+            return b"" if more_body else _CHUNKED_END
+        if framing == _F_CLOSE:
+            return data
+        return b""
+
+    def informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """A 1xx interim response (100 Continue, 103 Early Hints)."""
+        parts = [STATUS_LINES_11[status]]
+        for name, value in headers:
+            _name_kind(name)
+            if not valid_header_value(value):
+                raise ResponseError(f"Invalid HTTP header value for {name!r}")
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+
+def error_response(status: int, message: str, defaults: dict[int, bytes]) -> bytes:
+    """A complete plain-text response for refusals the server makes itself."""
+    body = message.encode() + b"\n"
+    return b"".join(
+        (
+            STATUS_LINES_11[status],
+            defaults[_K_SERVER],
+            defaults[_K_DATE],
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        )
+    )
+
+
+K_OTHER, K_SERVER, K_DATE = _K_OTHER, _K_SERVER, _K_DATE

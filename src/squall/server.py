@@ -1,0 +1,258 @@
+"""The Server: bind, accept, watch the clock, and shut down gracefully.
+
+Lifecycle: ``serve()`` loads the app, runs lifespan startup, starts
+listening, then ticks every 0.1 s (date header, notify callback, request
+limit, ``should_exit``) until told to stop. Shutdown stops listening, closes
+idle connections, lets in-flight responses finish within
+``timeout_graceful_shutdown``, then cancels what is left and runs lifespan
+shutdown. A second SIGINT (``force_exit``) skips the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import socket
+import threading
+from collections.abc import Generator
+from types import FrameType
+
+from squall import __version__
+from squall.asgi.lifespan import Lifespan
+from squall.config import Config
+from squall.loading import (
+    STARTUP_FAILURE,
+    LoadError,
+    http_backend,
+    load_app,
+    load_env_file,
+    loop_factory,
+    loop_name,
+)
+from squall.logs import configure_logging
+from squall.sockets import bind_unix, describe, from_fd
+from squall.state import ServerState
+from squall.transport import Connection
+
+logger = logging.getLogger("squall.error")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+TICK = 0.1
+
+
+class Server:
+    """One server process. Attribute names follow Uvicorn's ``Server``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = False
+        self.should_exit = False
+        self.force_exit = False
+        self.servers: list[asyncio.AbstractServer] = []
+        self.state: ServerState | None = None
+        self.lifespan: Lifespan | None = None
+        self.last_notified = 0.0
+        self._captured: list[int] = []
+
+    # -- entry points
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        factory = loop_factory(self.config)
+        if factory is None:
+            asyncio.run(self.serve(sockets))
+            return
+        loop = factory()
+        try:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self.serve(sockets))
+        finally:
+            with contextlib.suppress(Exception):
+                _cancel_all(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    async def _serve(self, sockets: list[socket.socket] | None) -> None:
+        config = self.config
+        configure_logging(config.log_config, config.log_level, config.access_log,
+                          config.use_colors)
+        loop = asyncio.get_running_loop()
+        try:
+            if config.env_file:
+                load_env_file(config.env_file)
+            app = load_app(config)
+            backend = http_backend(config)
+        except LoadError as exc:
+            logger.error("%s", exc)
+            raise SystemExit(STARTUP_FAILURE) from None
+        self.state = ServerState(config, app, loop, backend)
+        logger.info("Started server process [%d]", os.getpid())
+        await self.startup(sockets)
+        if self.should_exit:
+            return
+        await self.main_loop()
+        await self.shutdown()
+        logger.info("Finished server process [%d]", os.getpid())
+
+    # -- phases
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        state = self.state
+        assert state is not None
+        self.lifespan = Lifespan(state.app, config.lifespan, state.state)
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            self.should_exit = True
+            return
+        loop = state.loop
+
+        def factory() -> Connection:
+            return Connection(state)
+
+        try:
+            listen: list[socket.socket] = list(sockets or ())
+            if not listen and config.uds:
+                listen.append(bind_unix(config.uds, config.backlog))
+            elif not listen and config.fd is not None:
+                listen.append(from_fd(config.fd))
+            if listen:
+                for sock in listen:
+                    self.servers.append(
+                        await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                    )
+            else:
+                self.servers.append(
+                    await loop.create_server(
+                        factory, host=config.host, port=config.port, backlog=config.backlog
+                    )
+                )
+        except OSError as exc:
+            logger.error("%s", exc)
+            await self.lifespan.shutdown()
+            raise SystemExit(STARTUP_FAILURE) from None
+        logger.info(
+            "Squall %s (%s %s): loop %s, http %s",
+            __version__,
+            platform.python_implementation(),
+            platform.python_version(),
+            loop_name(loop),
+            http_backend(config).backend,
+        )
+        for srv in self.servers:
+            for sock in srv.sockets:
+                logger.info("Squall running on %s (Press CTRL+C to quit)",
+                            describe(sock, config))  # type: ignore[arg-type]
+        self.started = True
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(TICK)
+
+    async def on_tick(self, counter: int) -> bool:
+        """One tick of the clock; True means: stop now."""
+        state = self.state
+        assert state is not None
+        if counter % 10 == 0:
+            state.update_date()
+            callback = self.config.callback_notify
+            if callback is not None:
+                now = state.loop.time()
+                if now - self.last_notified > self.config.timeout_notify:
+                    self.last_notified = now
+                    await callback()
+        if self.should_exit:
+            return True
+        limit = self.config.limit_max_requests
+        if limit is not None and state.total_requests >= limit:
+            logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
+            return True
+        return False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        logger.info("Shutting down")
+        state = self.state
+        assert state is not None
+        for srv in self.servers:
+            srv.close()
+        for sock in sockets or ():
+            sock.close()
+        state.shutting_down = True
+        for conn in list(state.connections):
+            conn.shutdown()
+        timeout = self.config.timeout_graceful_shutdown
+        deadline = None if timeout is None else state.loop.time() + timeout
+        if not await self._wait_until_idle(state, deadline):
+            logger.error(
+                "Cancel %d running task(s), timeout graceful shutdown exceeded",
+                len(state.tasks),
+            )
+        for task in list(state.tasks):
+            task.cancel()
+        for conn in list(state.connections):
+            conn.transport.abort()
+        if self.force_exit:
+            return
+        for srv in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 1)
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
+        if self.config.uds:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.uds)
+
+    async def _wait_until_idle(self, state: ServerState, deadline: float | None) -> bool:
+        """Wait for connections, then tasks, to finish; False if the deadline passed."""
+        loop = state.loop
+        for pending, message in (
+            (state.connections, "Waiting for connections to close. (CTRL+C to force quit)"),
+            (state.tasks, "Waiting for background tasks to complete. (CTRL+C to force quit)"),
+        ):
+            if pending and not self.force_exit:
+                logger.info(message)
+            while pending and not self.force_exit:
+                if deadline is not None and loop.time() >= deadline:
+                    return False
+                await asyncio.sleep(TICK)
+        return True
+
+    # -- signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Install SIGINT/SIGTERM handlers, in the main thread only."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._captured.append(sig)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -1,0 +1,335 @@
+"""The one asyncio.Protocol: the only code that touches the transport.
+
+A :class:`Connection` owns one socket. It feeds bytes to a sans-I/O HTTP/1
+protocol object, turns the calls it gets back into ASGI cycles, and writes
+what the cycles produce. It alone handles flow control in both directions,
+the connection's timer, and its part in a graceful shutdown.
+
+Connection states: *idle* (no request in progress: the keep-alive deadline is
+armed, also before the first request), *active* (a cycle is running; later
+pipelined requests wait in order and reading pauses), *closing* (the transport
+is closed or closing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.asgi.scope import ConnInfo, http_scope
+from squall.middleware.proxy_headers import apply_proxy_headers
+from squall.protocols.http1 import ParseError, RequestHead, error_response
+
+if TYPE_CHECKING:
+    from squall.protocols.http1 import HTTP1
+    from squall.state import ServerState
+
+logger = logging.getLogger("squall.error")
+access_logger = logging.getLogger("squall.access")
+
+_EAGER = sys.version_info >= (3, 12)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "_deadline",
+        "_drain_waiters",
+        "_pipeline",
+        "_read_paused",
+        "_refusal",
+        "_timer",
+        "closing",
+        "cycle",
+        "head",
+        "info",
+        "loop",
+        "parsing",
+        "proto",
+        "server",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.proto: HTTP1 = server.make_http1(self)
+        self.info: ConnInfo = None  # type: ignore[assignment]
+        self.cycle: HTTPCycle | None = None  # the cycle whose response is being sent
+        self.head: RequestHead | None = None  # its request head
+        self.parsing: HTTPCycle | None = None  # the cycle receiving request body
+        self._pipeline: deque[tuple[HTTPCycle, RequestHead, Any]] = deque()
+        self._read_paused = False
+        self._refusal: bytes | None = None  # answer to a bad pipelined request
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.closing = False
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.info = self.server.conn_info(transport)
+        self.server.connections.add(self)
+        if logger.isEnabledFor(5):
+            logger.log(5, "%s - HTTP connection made", self.info.client_label)
+        self._arm(self.server.config.timeout_keep_alive)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+        if logger.isEnabledFor(5):
+            logger.log(5, "%s - HTTP connection lost", self.info.client_label)
+        for cycle in self._cycles():
+            cycle.disconnect()
+        self._pipeline.clear()
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake_drainers()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.proto.feed(data)
+        except ParseError as exc:
+            self._refuse(exc.status, exc.reason)
+        except Exception:
+            logger.exception("Error while parsing HTTP request")
+            self._refuse(400, "Invalid HTTP request received.")
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still gets its pending responses.
+        return self.cycle is not None or bool(self._pipeline)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drainers()
+
+    # -- H1Events: calls from the parser
+
+    def on_request(self, head: RequestHead) -> None:
+        self._deadline = None
+        server = self.server
+        if head.upgrade == b"websocket":
+            app = server.refusal(400, "WebSocket upgrades are not supported by this server yet.")
+            head.keep_alive = False
+        elif server.over_capacity():
+            logger.warning("Exceeded concurrency limit.")
+            app = server.refusal(503, "Service Unavailable")
+            head.keep_alive = False
+        else:
+            app = server.app
+        scope = http_scope(head, self.info, server.root_path, server.state)
+        if self.info.trusted and head.forwarded:
+            apply_proxy_headers(scope, server.trusted_hosts)
+        cycle = HTTPCycle(scope, self, head.expect_continue)
+        self.parsing = cycle
+        if head.content_length == 0 and not head.chunked:
+            cycle.body_complete = True
+        if self.cycle is None:
+            self._start(cycle, head, app)
+        else:
+            self._pipeline.append((cycle, head, app))
+            self._pause_reading()
+
+    def on_body(self, data: bytes) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.feed_body(data)
+
+    def on_request_end(self) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.end_body()
+
+    # -- running cycles
+
+    def _start(self, cycle: HTTPCycle, head: RequestHead, app: Any) -> None:
+        self.cycle = cycle
+        self.head = head
+        server = self.server
+        if server.access_log:
+            cycle.start_time = self.loop.time()
+        coro = cycle.run(app)
+        if _EAGER:
+            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
+        else:
+            task = self.loop.create_task(coro)
+        if not task.done():
+            server.tasks.add(task)
+            task.add_done_callback(server.tasks.discard)
+
+    def _cycles(self) -> list[HTTPCycle]:
+        cycles = [c for c, _, _ in self._pipeline]
+        if self.cycle is not None:
+            cycles.append(self.cycle)
+        if self.parsing is not None and self.parsing not in cycles:
+            cycles.append(self.parsing)
+        return cycles
+
+    # -- ResponseSink: calls from the active cycle
+
+    def start_response(
+        self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
+    ) -> None:
+        head = self.head
+        assert head is not None
+        if self.server.shutting_down:
+            head.keep_alive = False
+        data = self.proto.response_head(
+            status, headers, self.server.default_headers, head, body, more_body
+        )
+        if not self.closing:
+            self.transport.write(data)
+
+    def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None:
+        data = self.proto.response_body(body, more_body)
+        if data and not self.closing:
+            self.transport.write(data)
+
+    def send_continue(self, cycle: HTTPCycle) -> None:
+        if not self.closing:
+            self.transport.write(_CONTINUE)
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        server = self.server
+        server.total_requests += 1
+        if server.access_log:
+            server.log_access(cycle, self.info, self.loop.time())
+        if self.closing:
+            return
+        if not self.proto.keep_alive or not cycle.body_complete or server.shutting_down:
+            # An unread request body would be taken for the next request: close.
+            self._close()
+            return
+        self.cycle = None
+        self.head = None
+        if self._pipeline:
+            next_cycle, head, app = self._pipeline.popleft()
+            self._start(next_cycle, head, app)
+            if not self._pipeline and self._refusal is None:
+                self._resume_reading()
+        elif self._refusal is not None:
+            self.transport.write(self._refusal)
+            self._close()
+        else:
+            self._resume_reading()
+            self._arm(server.config.timeout_keep_alive)
+
+    def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
+        """The app failed or returned early: answer ``status`` if nothing was sent."""
+        if self.closing or cycle is not self.cycle:
+            return
+        if cycle.state == IDLE or cycle.state == HELD:  # nothing on the wire yet
+            cycle.state = DONE
+            cycle.status = status
+            message = "Internal Server Error" if status == 500 else "Service Unavailable"
+            self.transport.write(error_response(status, message, self.server.default_headers))
+            if self.server.access_log:
+                self.server.log_access(cycle, self.info, self.loop.time())
+        self._close()
+
+    def pause_reading(self) -> None:
+        self._pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._pipeline:
+            self._resume_reading()
+
+    async def drain(self) -> None:
+        if not self.write_paused or self.closing:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    # -- flow control, timers, closing
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and not self.closing:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and not self.closing:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _wake_drainers(self) -> None:
+        waiters = self._drain_waiters
+        if waiters:
+            self._drain_waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _arm(self, seconds: float) -> None:
+        """Set the idle deadline; one timer handle is kept and re-armed lazily."""
+        deadline = self.loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closing:
+            return
+        if self.loop.time() >= deadline:
+            if self.cycle is None:
+                if logger.isEnabledFor(5):
+                    logger.log(5, "%s - keep-alive timeout", self.info.client_label)
+                self._close()
+        else:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer a bad request and close; pending responses go first."""
+        self.parsing = None
+        log = logger.info if status in (408, 431, 414) else logger.warning
+        log("%s - %s: %d", self.info.client_label, reason, status)
+        if self.closing:
+            return
+        body = error_response(status, _REASONS.get(status, "Bad Request"),
+                              self.server.default_headers)
+        if self.cycle is None:
+            self.transport.write(body)
+            self._close()
+        else:
+            # the requests before it are answered first, then this refusal
+            self._refusal = body
+            self._pause_reading()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close when idle, else after the current response."""
+        if self.cycle is None and not self._pipeline:
+            self._close()
+        elif self.head is not None:
+            self.head.keep_alive = False
+
+
+_REASONS = {
+    400: "Bad Request",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
