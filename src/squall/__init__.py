@@ -4,8 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from squall.config import Config  # noqa: E402
-from squall.main import run  # noqa: E402
-from squall.server import Server  # noqa: E402
+from squall.config import Config
+from squall.main import run
+from squall.server import Server
 
 __all__ = ["Config", "Server", "__version__", "run"]

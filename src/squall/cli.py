@@ -163,7 +163,7 @@ def reference_markdown() -> str:
         default: Any = f.default
         if f.default_factory is not dataclasses.MISSING:
             default = "built-in" if f.name == "log_config" else f.default_factory()
-        shown = "–" if default in (None, [], "") else f"`{default}`"
+        shown = "-" if default in (None, [], "") else f"`{default}`"
         text = meta.help + (" *Not available yet.*" if meta.unavailable else "")
         rows.append(f"| `{flag}` | `{env_name(f)}` | {shown} | {text} |")
     return "\n".join(rows)

@@ -21,7 +21,7 @@ from squall.logs import LOGGING_CONFIG
 
 LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
 HTTP_CHOICES = ("auto", "httptools", "h11")
-WS_CHOICES = ("auto", "none", "websockets")
+WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
 LIFESPAN_CHOICES = ("auto", "on", "off")
 LOG_LEVEL_CHOICES = ("critical", "error", "warning", "info", "debug", "trace")
@@ -78,96 +78,142 @@ class Config:
     ws: str = option("auto", "WebSocket implementation.", "impl", choices=WS_CHOICES)
     http2: bool = option(False, "Serve HTTP/2.", "impl", unavailable=NOT_YET)
     interface: str = option(
-        "auto", "Select ASGI3 or ASGI2 as the application interface.", "app",
+        "auto",
+        "Select ASGI3 or ASGI2 as the application interface.",
+        "app",
         choices=INTERFACE_CHOICES,
     )
     lifespan: str = option("auto", "Lifespan implementation.", "app", choices=LIFESPAN_CHOICES)
     factory: bool = option(
-        False, "Treat APP as an application factory, i.e. a () -> <ASGI app> callable.", "app",
+        False,
+        "Treat APP as an application factory, i.e. a () -> <ASGI app> callable.",
+        "app",
         negatable=False,
     )
     app_dir: str | None = option(
-        None, "Look for APP in the specified directory by adding it to the PYTHONPATH "
-        "(the command line's default is the current directory).", "app", metavar="DIR",
+        None,
+        "Look for APP in the specified directory by adding it to the PYTHONPATH "
+        "(the command line's default is the current directory).",
+        "app",
+        metavar="DIR",
     )
     env_file: str | None = option(None, "Environment configuration file.", "app", metavar="PATH")
 
     # -- processes (later work)
     workers: int | None = option(
-        None, "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.", "process",
+        None,
+        "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.",
+        "process",
         env="WEB_CONCURRENCY",
     )
-    reload: bool = option(False, "Enable auto-reload.", "process", negatable=False,
-                          unavailable=NOT_YET)
+    reload: bool = option(
+        False, "Enable auto-reload.", "process", negatable=False, unavailable=NOT_YET
+    )
 
     # -- logging
     log_config: Any = option(
-        LOGGING_CONFIG, "Logging configuration file (.json, .yaml or .ini).", "logging",
+        LOGGING_CONFIG,
+        "Logging configuration file (.json, .yaml or .ini).",
+        "logging",
         metavar="PATH",
     )
     log_level: str | int | None = option(
-        None, "Log level. [default: info]", "logging", choices=LOG_LEVEL_CHOICES,
+        None,
+        "Log level. [default: info]",
+        "logging",
+        choices=LOG_LEVEL_CHOICES,
     )
     access_log: bool = option(True, "Enable or disable the access log.", "logging")
     use_colors: bool | None = option(None, "Enable or disable colorized logging.", "logging")
 
     # -- HTTP behaviour
     root_path: str = option(
-        "", "Set the ASGI 'root_path' for applications submounted below a given URL path.",
-        "http", metavar="PATH",
+        "",
+        "Set the ASGI 'root_path' for applications submounted below a given URL path.",
+        "http",
+        metavar="PATH",
     )
     proxy_headers: bool = option(
-        True, "Use X-Forwarded-Proto and X-Forwarded-For to set the scheme and client address "
-        "when the peer is in --forwarded-allow-ips.", "http",
+        True,
+        "Use X-Forwarded-Proto and X-Forwarded-For to set the scheme and client address "
+        "when the peer is in --forwarded-allow-ips.",
+        "http",
     )
     forwarded_allow_ips: str | list[str] | None = option(
-        None, "Comma-separated IPs, CIDR networks or '*' to trust with proxy headers. "
-        "Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'.", "http", metavar="IPS",
+        None,
+        "Comma-separated IPs, CIDR networks or '*' to trust with proxy headers. "
+        "Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'.",
+        "http",
+        metavar="IPS",
         env="FORWARDED_ALLOW_IPS",
     )
     server_header: bool = option(True, "Send a 'server: squall' header.", "http")
     date_header: bool = option(True, "Send a 'date' header.", "http")
     headers: list[Any] = option(
-        [], "Extra default response header, as NAME:VALUE (repeatable).", "http",
-        multiple=True, flag="header", metavar="NAME:VALUE",
+        [],
+        "Extra default response header, as NAME:VALUE (repeatable).",
+        "http",
+        multiple=True,
+        flag="header",
+        metavar="NAME:VALUE",
     )
 
     # -- limits and timeouts
     limit_concurrency: int | None = option(
-        None, "Maximum number of concurrent connections or tasks before answering 503.", "limits",
+        None,
+        "Maximum number of concurrent connections or tasks before answering 503.",
+        "limits",
     )
     limit_max_requests: int | None = option(
-        None, "Maximum number of requests to serve before exiting.", "limits",
+        None,
+        "Maximum number of requests to serve before exiting.",
+        "limits",
     )
     limit_request_line: int = option(
-        8192, "Longest request line in bytes; longer gets 414.", "limits",
+        8192,
+        "Longest request line in bytes; longer gets 414.",
+        "limits",
     )
     limit_request_fields: int = option(
-        100, "Most header fields in a request; more gets 431.", "limits",
+        100,
+        "Most header fields in a request; more gets 431.",
+        "limits",
     )
     limit_request_field_size: int = option(
-        16384, "Largest single header field (name and value) in bytes; larger gets 431.", "limits",
+        16384,
+        "Largest single header field (name and value) in bytes; larger gets 431.",
+        "limits",
     )
     limit_request_header_size: int = option(
-        65536, "Largest header section in bytes; larger gets 431.", "limits",
+        65536,
+        "Largest header section in bytes; larger gets 431.",
+        "limits",
     )
     timeout_keep_alive: float = option(
-        5, "Close a connection that sends no request for this many seconds "
-        "(also before its first request).", "limits",
+        5,
+        "Close a connection that sends no request for this many seconds "
+        "(also before its first request).",
+        "limits",
     )
     timeout_graceful_shutdown: float | None = option(
-        None, "Maximum number of seconds to wait for in-flight requests on shutdown.", "limits",
+        None,
+        "Maximum number of seconds to wait for in-flight requests on shutdown.",
+        "limits",
     )
     h11_max_incomplete_event_size: int | None = option(
-        None, "For the h11 parser: the largest request head it buffers "
-        "(default: --limit-request-header-size).", "limits",
+        None,
+        "For the h11 parser: the largest request head it buffers "
+        "(default: --limit-request-header-size).",
+        "limits",
     )
 
     # -- TLS (later work)
-    ssl_keyfile: str | None = option(None, "SSL key file.", "tls", metavar="PATH",
-                                     unavailable=NOT_YET)
-    ssl_certfile: str | None = option(None, "SSL certificate file.", "tls", metavar="PATH",
-                                      unavailable=NOT_YET)
+    ssl_keyfile: str | None = option(
+        None, "SSL key file.", "tls", metavar="PATH", unavailable=NOT_YET
+    )
+    ssl_certfile: str | None = option(
+        None, "SSL certificate file.", "tls", metavar="PATH", unavailable=NOT_YET
+    )
 
     # -- programmatic only
     callback_notify: Callable[[], Any] | None = option(None, "", cli=False)
@@ -241,16 +287,22 @@ def _validate(cfg: Config) -> None:
         if meta.unavailable and value not in (None, False, f.default):
             raise ConfigError(f"{flag_name(f, meta)} {meta.unavailable}")
         if meta.choices and isinstance(value, str):
-            _check_choice(f.name, value.lower() if f.name == "log_level" else value,
-                          meta.choices)
+            _check_choice(f.name, value.lower() if f.name == "log_level" else value, meta.choices)
     if isinstance(cfg.log_level, str):
         _set(cfg, "log_level", cfg.log_level.lower())
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"--port: must be between 0 and 65535, got {cfg.port}")
+    if cfg.ws not in ("auto", "none"):
+        raise ConfigError(f"--ws {cfg.ws}: WebSocket support " + NOT_YET)
     if cfg.workers is not None and cfg.workers > 1:
         raise ConfigError("--workers: more than one worker " + NOT_YET)
-    for name in ("backlog", "limit_request_line", "limit_request_fields",
-                 "limit_request_field_size", "limit_request_header_size"):
+    for name in (
+        "backlog",
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "limit_request_header_size",
+    ):
         _check_min(name, getattr(cfg, name), 1)
     for name in ("limit_concurrency", "limit_max_requests", "h11_max_incomplete_event_size"):
         _check_min(name, getattr(cfg, name), 1)

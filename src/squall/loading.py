@@ -121,7 +121,7 @@ def http_backend(config: Config) -> type[HTTP1]:
             from squall.protocols.h1_httptools import HttptoolsHTTP1
         except ImportError:
             if choice == "httptools":
-                raise LoadError("--http httptools: the httptools package is not installed") from None
+                raise LoadError("--http httptools: httptools is not installed") from None
         else:
             return HttptoolsHTTP1
     from squall.protocols.h1_h11 import H11HTTP1
@@ -139,7 +139,7 @@ def loop_factory(config: Config) -> Callable[[], asyncio.AbstractEventLoop] | No
             if choice == "uvloop":
                 raise LoadError("--loop uvloop: the uvloop package is not installed") from None
         else:
-            return uvloop.new_event_loop  # type: ignore[no-any-return]
+            return uvloop.new_event_loop
     if choice == "none":
         return None
     return asyncio.SelectorEventLoop if sys.platform == "win32" else asyncio.new_event_loop

@@ -93,7 +93,7 @@ class DefaultFormatter(logging.Formatter):
             return text
         return f"{_LEVEL_COLORS.get(level, '')}{text}{_RESET}"
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record = copy(record)
         prefix = (record.levelname + ":").ljust(9)
         record.__dict__["levelprefix"] = self.color(prefix, record.levelno)
@@ -106,7 +106,7 @@ class DefaultFormatter(logging.Formatter):
 class AccessFormatter(DefaultFormatter):
     """Adds ``client_addr``, ``request_line``, ``status_code`` and ``duration_ms``."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record = copy(record)
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:

@@ -82,8 +82,7 @@ class Server:
 
     async def _serve(self, sockets: list[socket.socket] | None) -> None:
         config = self.config
-        configure_logging(config.log_config, config.log_level, config.access_log,
-                          config.use_colors)
+        configure_logging(config.log_config, config.log_level, config.access_log, config.use_colors)
         loop = asyncio.get_running_loop()
         try:
             if config.env_file:
@@ -148,9 +147,8 @@ class Server:
             http_backend(config).backend,
         )
         for srv in self.servers:
-            for sock in srv.sockets:
-                logger.info("Squall running on %s (Press CTRL+C to quit)",
-                            describe(sock, config))  # type: ignore[arg-type]
+            for sock in getattr(srv, "sockets", ()):
+                logger.info("Squall running on %s (Press CTRL+C to quit)", describe(sock, config))
         self.started = True
 
     async def main_loop(self) -> None:

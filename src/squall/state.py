@@ -34,8 +34,13 @@ def escape_for_log(text: str) -> str:
 class ServerState:
     """Shared by all connections of one :class:`~squall.server.Server`."""
 
-    def __init__(self, config: Config, app: ASGIApp, loop: asyncio.AbstractEventLoop,
-                 http_backend: type[HTTP1]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        http_backend: type[HTTP1],
+    ) -> None:
         self.config = config
         self.app = app
         self.loop = loop
@@ -114,22 +119,22 @@ class ServerState:
 
     def over_capacity(self) -> bool:
         limit = self.config.limit_concurrency
-        return limit is not None and (
-            len(self.connections) > limit or len(self.tasks) >= limit
-        )
+        return limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit)
 
     def refusal(self, status: int, message: str) -> ASGIApp:
         body = message.encode()
 
         async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
-            await send({
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"connection", b"close"),
-                ],
-            })
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
         return refuse

@@ -164,7 +164,7 @@ class Connection(asyncio.Protocol):
             cycle.start_time = self.loop.time()
         coro = cycle.run(app)
         if _EAGER:
-            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
+            task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         else:
             task = self.loop.create_task(coro)
         if not task.done():
@@ -302,8 +302,9 @@ class Connection(asyncio.Protocol):
         log("%s - %s: %d", self.info.client_label, reason, status)
         if self.closing:
             return
-        body = error_response(status, _REASONS.get(status, "Bad Request"),
-                              self.server.default_headers)
+        body = error_response(
+            status, _REASONS.get(status, "Bad Request"), self.server.default_headers
+        )
         if self.cycle is None:
             self.transport.write(body)
             self._close()

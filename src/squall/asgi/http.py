@@ -148,11 +148,11 @@ class HTTPCycle:
             if state != HELD and state != STREAMING:
                 if state == IDLE:
                     raise RuntimeError(
-                        "Expected ASGI message 'http.response.start', "
-                        f"but got {mtype!r}."
+                        f"Expected ASGI message 'http.response.start', but got {mtype!r}."
                     )
-                raise RuntimeError(f"Unexpected ASGI message {mtype!r} sent, after response "
-                                   "already completed.")
+                raise RuntimeError(
+                    f"Unexpected ASGI message {mtype!r} sent, after response already completed."
+                )
             if self.disconnected:
                 return
             body = message.get("body", b"")
@@ -170,8 +170,9 @@ class HTTPCycle:
                 await self.sink.drain()
         elif mtype == "http.response.start":
             if state != IDLE:
-                raise RuntimeError(f"Unexpected ASGI message {mtype!r} sent, after response "
-                                   "already started.")
+                raise RuntimeError(
+                    f"Unexpected ASGI message {mtype!r} sent, after response already started."
+                )
             status = message["status"]
             if type(status) is not int:
                 raise RuntimeError(f"Invalid HTTP status code {status!r} in response.")
@@ -185,7 +186,7 @@ class HTTPCycle:
 
     async def run(self, app: ASGIApp) -> None:
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
             self._failed(exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):

@@ -113,6 +113,6 @@ class ProxyHeadersMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             client: Any = scope.get("client")
-            if client is None and self.trusted.always or client and client[0] in self.trusted:
+            if (client is None and self.trusted.always) or (client and client[0] in self.trusted):
                 apply_proxy_headers(scope, self.trusted)
         await self.app(scope, receive, send)

@@ -249,7 +249,7 @@ class HeadBuilder:
                 raise ParseError(400, "Both Content-Length and Transfer-Encoding")
             codings = [c.strip().lower() for c in te.split(b",")]
             if codings != [b"chunked"]:
-                if codings and codings[-1] == b"chunked" or not all(codings):
+                if (codings and codings[-1] == b"chunked") or not all(codings):
                     raise ParseError(501 if all(codings) else 400, "Unsupported Transfer-Encoding")
                 raise ParseError(501, "Unsupported Transfer-Encoding")
             if version == "1.0":
