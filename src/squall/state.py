@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from squall.asgi.scope import ConnInfo
 from squall.middleware.proxy_headers import TrustedHosts
-from squall.protocols.http1 import K_DATE, K_OTHER, K_SERVER, Limits
+from squall.protocols.http1 import Limits, default_block
 
 if TYPE_CHECKING:
     from squall.asgi.http import HTTPCycle
@@ -52,6 +52,7 @@ class ServerState:
         self.root_path = config.root_path
         self.trusted_hosts = TrustedHosts(config.trusted_proxies)
         self.proxy_headers = config.proxy_headers
+        self.limit_concurrency = config.limit_concurrency
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.limits = Limits(
             request_line=config.limit_request_line,
@@ -60,7 +61,6 @@ class ServerState:
             header_size=config.limit_request_header_size,
         )
         self._http_backend = http_backend
-        self.default_headers: dict[int, bytes] = {}
         extra = b"".join(
             b"%s: %s\r\n" % (n.encode("latin-1"), v.encode("latin-1"))
             for n, v in config.headers
@@ -71,17 +71,20 @@ class ServerState:
             server_line = b"server: %s\r\n" % server_value.encode("latin-1")
         else:
             server_line = b"server: squall\r\n" if config.server_header else b""
-        self.default_headers[K_OTHER] = extra
-        self.default_headers[K_SERVER] = server_line
-        self.default_headers[K_DATE] = b""
+        self._server_line = server_line
+        self._extra_lines = extra
+        self.default_headers: dict[int, bytes] = {}
         self.update_date()
 
     # -- per second
 
     def update_date(self) -> None:
+        """Refresh the ``date`` default header; the main loop calls this every second."""
+        date = b""
         if self.config.date_header:
-            now = formatdate(time.time(), usegmt=True).encode()
-            self.default_headers[K_DATE] = b"date: " + now + b"\r\n"
+            date = b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n"
+        # updated in place: connections hold a reference to this dict
+        self.default_headers.update(default_block(self._server_line, date, self._extra_lines))
 
     # -- per connection
 

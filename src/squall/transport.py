@@ -120,12 +120,14 @@ class Connection(asyncio.Protocol):
     # -- H1Events: calls from the parser
 
     def on_request(self, head: RequestHead) -> None:
+        if self.closing:
+            return
         self._deadline = None
         server = self.server
         if head.upgrade == b"websocket":
             app = server.refusal(400, "WebSocket upgrades are not supported by this server yet.")
             head.keep_alive = False
-        elif server.over_capacity():
+        elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
             head.keep_alive = False
@@ -162,14 +164,14 @@ class Connection(asyncio.Protocol):
         server = self.server
         if server.access_log:
             cycle.start_time = self.loop.time()
-        coro = cycle.run(app)
+        coro = cycle.run(app, server.tasks)
         if _EAGER:
             task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         else:
             task = self.loop.create_task(coro)
-        if not task.done():
+        if not task.done():  # (an eager task may have finished already)
+            cycle.task = task
             server.tasks.add(task)
-            task.add_done_callback(server.tasks.discard)
 
     def _cycles(self) -> list[HTTPCycle]:
         cycles = [c for c, _, _ in self._pipeline]

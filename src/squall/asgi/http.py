@@ -72,6 +72,7 @@ class HTTPCycle:
         "start_time",
         "state",
         "status",
+        "task",
     )
 
     def __init__(self, scope: Scope, sink: ResponseSink, expect_continue: bool) -> None:
@@ -88,6 +89,7 @@ class HTTPCycle:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.start_time = 0.0
+        self.task: asyncio.Task[None] | None = None  # set unless the app finished eagerly
 
     # -- fed by the owner
 
@@ -184,7 +186,8 @@ class HTTPCycle:
                 f"Unexpected ASGI message {mtype!r} sent, in response to an HTTP request."
             )
 
-    async def run(self, app: ASGIApp) -> None:
+    async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
+        """Run the app for this request; ``tasks`` tracks running cycles."""
         try:
             result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
@@ -192,6 +195,9 @@ class HTTPCycle:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
             return
+        finally:
+            if self.task is not None:
+                tasks.discard(self.task)
         if result is not None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             if self.state != DONE:

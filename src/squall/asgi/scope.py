@@ -68,8 +68,22 @@ def decode_path(raw_path: bytes) -> str:
 def http_scope(
     head: RequestHead, info: ConnInfo, root_path: str, state: dict[str, Any]
 ) -> dict[str, Any]:
-    raw_path, query = split_target(head.target)
-    path = decode_path(raw_path)
+    target = head.target
+    query = b""
+    if target[:1] == b"/":  # origin-form, the common case, inline
+        index = target.find(b"?")
+        if index < 0:
+            raw_path = target
+        else:
+            raw_path, query = target[:index], target[index + 1 :]
+    else:
+        raw_path, query = split_target(target)
+    try:
+        path = raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise ParseError(400, "Invalid characters in request target") from None
+    if "%" in path:
+        path = unquote(path)
     if root_path:
         path = root_path + path
         raw_path = root_path.encode() + raw_path

@@ -271,6 +271,32 @@ class HeadBuilder:
 
 # -- the protocol object ----------------------------------------------------
 
+# Bits for the default headers the app replaced; ``defaults[bits]`` is the
+# pre-encoded block of the remaining default header lines (see default_block).
+_SEEN_SERVER, _SEEN_DATE = 1, 2
+_BODYLESS = frozenset([*range(100, 200), 204, 304])
+
+
+def default_block(server: bytes, date: bytes, other: bytes) -> dict[int, bytes]:
+    """The default header lines, for each combination the app may have replaced."""
+    return {
+        0: server + date + other,
+        _SEEN_SERVER: date + other,
+        _SEEN_DATE: server + other,
+        _SEEN_SERVER | _SEEN_DATE: other,
+    }
+
+
+def _content_length(value: bytes) -> int:
+    try:
+        length = int(value)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise ResponseError(f"Invalid Content-Length: {value!r}")
+    return length
+
+
 _CHUNKED_END = b"0\r\n\r\n"
 # response framing modes
 _F_LENGTH, _F_CHUNKED, _F_CLOSE, _F_NONE = range(4)
@@ -290,7 +316,6 @@ class HTTP1:
         "events",
         "keep_alive",
         "limits",
-        "request_http_version",
     )
 
     backend = "base"
@@ -300,7 +325,6 @@ class HTTP1:
         self.limits = limits or Limits()
         self.builder = HeadBuilder(self.limits)
         self.keep_alive = True
-        self.request_http_version = "1.1"
         self._framing = _F_NONE
         self._remaining = 0
 
@@ -327,9 +351,9 @@ class HTTP1:
     ) -> bytes:
         """Serialize a response head, plus ``body`` if given.
 
-        ``defaults`` maps the kinds ``_K_OTHER``/``_K_SERVER``/``_K_DATE`` to
-        pre-encoded default header lines (``b"server: squall\\r\\n"``...);
-        a default is left out when the app sends its own header of that kind.
+        ``defaults`` comes from :func:`default_block`: the server's default
+        header lines, less those the app replaces with its own (``server``,
+        ``date``).
         ``body`` is the first body chunk when the app already sent it, and
         ``more_body`` says whether more follows; with ``body=None`` only the
         head is produced and the body comes through :meth:`response_body`.
@@ -340,69 +364,62 @@ class HTTP1:
         parts = [line]
         content_length = -1
         keep_alive = head.keep_alive
-        seen_server = seen_date = False
+        seen = 0  # _SEEN_SERVER | _SEEN_DATE
+        kinds = _name_kinds
         bad_value = _BAD_VALUE_SEARCH
         for name, value in headers:
-            kind = _name_kinds.get(name)
+            kind = kinds.get(name)
             if kind is None:
                 kind = _name_kind(name)
             if bad_value(value) is not None:
                 raise ResponseError(f"Invalid HTTP header value for {name!r}")
             if kind:
                 if kind == _K_CL:
-                    try:
-                        content_length = int(value)
-                    except ValueError:
-                        raise ResponseError(f"Invalid Content-Length: {value!r}") from None
-                    if content_length < 0:
-                        raise ResponseError(f"Invalid Content-Length: {value!r}")
+                    content_length = _content_length(value)
                     continue  # re-emitted below with the framing decision
-                elif kind == _K_TE:
+                if kind == _K_TE:
                     continue  # framing is the server's business
-                elif kind == _K_CONN:
+                if kind == _K_CONN:
                     if b"close" in value.lower():
                         keep_alive = False
                     continue
-                elif kind == _K_SERVER:
-                    seen_server = True
-                else:
-                    seen_date = True
+                seen |= _SEEN_SERVER if kind == _K_SERVER else _SEEN_DATE
             parts += (name, b": ", value, b"\r\n")
-        if not seen_server:
-            parts.append(defaults[_K_SERVER])
-        if not seen_date:
-            parts.append(defaults[_K_DATE])
-        parts.append(defaults[_K_OTHER])
+        parts.append(defaults[seen])
 
-        no_body = head.method == "HEAD" or status < 200 or status in (204, 304)
-        if no_body:
+        version = head.http_version
+        if status in _BODYLESS or head.method == "HEAD":
             framing = _F_NONE
             # HEAD and 304 describe the body they would have had; 1xx and 204 have none.
-            if content_length >= 0 and (status == 304 or (status >= 200 and status != 204)):
-                parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
+            if content_length >= 0 and status >= 200 and status != 204:
+                parts.append(b"content-length: %d\r\n" % content_length)
         elif content_length >= 0:
             framing = _F_LENGTH
-            parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
+            parts.append(b"content-length: %d\r\n" % content_length)
         elif body is not None and not more_body:
             framing = _F_LENGTH
             content_length = len(body)
-            parts += (b"content-length: ", b"%d" % content_length, b"\r\n")
-        elif head.http_version == "1.1":
+            parts.append(b"content-length: %d\r\n" % content_length)
+        elif version == "1.1":
             framing = _F_CHUNKED
             parts.append(b"transfer-encoding: chunked\r\n")
         else:
             framing = _F_CLOSE
             keep_alive = False
         if not keep_alive:
-            parts.append(b"connection: close\r\n")
-        elif head.http_version == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            parts.append(b"connection: close\r\n\r\n")
+        elif version == "1.0":
+            parts.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
         self.keep_alive = keep_alive
         self._framing = framing
         self._remaining = content_length
         if body is not None:
-            parts.append(self.response_body(body, more_body))
+            if framing == _F_LENGTH and not more_body and len(body) == content_length:
+                parts.append(body)  # the common case, checked inline
+            else:
+                parts.append(self.response_body(body, more_body))
         return b"".join(parts)
 
     def response_body(self, data: bytes, more_body: bool) -> bytes:
@@ -443,14 +460,10 @@ def error_response(status: int, message: str, defaults: dict[int, bytes]) -> byt
     return b"".join(
         (
             STATUS_LINES_11[status],
-            defaults[_K_SERVER],
-            defaults[_K_DATE],
+            defaults[0],
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
             body,
         )
     )
-
-
-K_OTHER, K_SERVER, K_DATE = _K_OTHER, _K_SERVER, _K_DATE
