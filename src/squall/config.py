@@ -260,6 +260,24 @@ def _set(cfg: Config, name: str, value: Any) -> None:
     object.__setattr__(cfg, name, value)
 
 
+def _check_type(f: dataclasses.Field[Any], value: Any) -> None:
+    """Numbers and switches must be given as such (the CLI converts its strings)."""
+    kind = str(f.type).split(" |")[0]
+    if value is None or kind not in ("int", "float", "bool"):
+        return
+    ok = (
+        isinstance(value, bool)
+        if kind == "bool"
+        else (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (kind == "float" or isinstance(value, int))
+        )
+    )
+    if not ok:
+        raise ConfigError(f"--{f.name.replace('_', '-')}: expected {kind}, got {value!r}")
+
+
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(
@@ -284,6 +302,7 @@ def _validate(cfg: Config) -> None:
 
     for f, meta in options():
         value = getattr(cfg, f.name)
+        _check_type(f, value)
         if meta.unavailable and value not in (None, False, f.default):
             raise ConfigError(f"{flag_name(f, meta)} {meta.unavailable}")
         if meta.choices and isinstance(value, str):

@@ -107,8 +107,10 @@ class Connection(asyncio.Protocol):
             self._refuse(400, "Invalid HTTP request received.")
 
     def eof_received(self) -> bool | None:
-        # A half-closed client still gets its pending responses.
-        return self.cycle is not None or bool(self._pipeline)
+        # The peer can't be told apart from one that closed completely, and a
+        # request waiting on it would wait forever: treat EOF as a disconnect.
+        self.proto.feed_eof()
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -299,7 +301,6 @@ class Connection(asyncio.Protocol):
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a bad request and close; pending responses go first."""
-        self.parsing = None
         log = logger.info if status in (408, 431, 414) else logger.warning
         log("%s - %s: %d", self.info.client_label, reason, status)
         if self.closing:
@@ -307,11 +308,22 @@ class Connection(asyncio.Protocol):
         body = error_response(
             status, _REASONS.get(status, "Bad Request"), self.server.default_headers
         )
-        if self.cycle is None:
+        cycle = self.cycle
+        if cycle is None:
             self.transport.write(body)
+            self._close()
+        elif cycle is self.parsing and not cycle.body_complete:
+            # the running request's own body is broken: it ends here
+            cycle.disconnect()
+            if cycle.state == IDLE or cycle.state == HELD:
+                cycle.state = DONE
+                self.transport.write(body)
             self._close()
         else:
             # the requests before it are answered first, then this refusal
+            broken = self.parsing
+            if broken is not None and not broken.body_complete and self._pipeline:
+                self._pipeline.pop()  # its body is broken: it is never started
             self._refusal = body
             self._pause_reading()
 

@@ -144,6 +144,8 @@ class HTTPCycle:
             await waiter
 
     async def send(self, message: Message) -> None:
+        if self.disconnected:
+            return  # as Uvicorn: the app learns of it from receive()
         mtype = message["type"]
         state = self.state
         if mtype == "http.response.body":
@@ -155,8 +157,6 @@ class HTTPCycle:
                 raise RuntimeError(
                     f"Unexpected ASGI message {mtype!r} sent, after response already completed."
                 )
-            if self.disconnected:
-                return
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if state == HELD:
@@ -168,6 +168,7 @@ class HTTPCycle:
                     self.state = DONE
             if not more:
                 self.sink.response_complete(self)
+                self._wake()  # a receive() waiting for the end now returns disconnect
             elif self.sink.write_paused:
                 await self.sink.drain()
         elif mtype == "http.response.start":
@@ -203,7 +204,7 @@ class HTTPCycle:
             if self.state != DONE:
                 self.sink.cycle_failed(self, 500)
             return
-        if self.state != DONE:
+        if self.state != DONE and not self.disconnected:
             if self.state == IDLE:
                 logger.error("ASGI callable returned without starting response.")
             else:

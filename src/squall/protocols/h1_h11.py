@@ -4,17 +4,30 @@ h11 is used as a parser only. Each request gets a fresh ``h11.Connection``;
 bytes after a request's end are carried into the next one, so pipelining and
 the calls made on the owner are the same as with the httptools backend.
 Responses are serialized by :class:`~squall.protocols.http1.HTTP1` for both.
+
+h11 is more lenient than llhttp in a few places (bare LF line endings,
+obs-fold, DEL in values, and it reports an over-long request line as an
+over-long head). So that both backends answer the same bytes the same way,
+each request head is collected and checked here before h11 sees it.
 """
 
 from __future__ import annotations
+
+import re
 
 import h11
 
 from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError
 
+# a bare LF, a CR not followed by LF, an obs-fold, or a control character
+_BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\r\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# h11 merges duplicated or listed Content-Length values; llhttp refuses them
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
+_FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host")
+
 
 class H11HTTP1(HTTP1):
-    __slots__ = ("_closed", "_conn", "_line_done", "_line_len", "_max_event")
+    __slots__ = ("_closed", "_conn", "_head", "_max_event", "_scanning")
 
     backend = "h11"
 
@@ -30,30 +43,51 @@ class H11HTTP1(HTTP1):
 
     def _new_connection(self) -> None:
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_event)
-        self._line_len = 0
-        self._line_done = False
+        self._scanning = True  # collecting the next request head
+        self._head = b""
 
     def feed(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed or not data:
             return
-        if not self._line_done:
-            self._count_request_line(data)
+        if self._scanning:
+            data = self._scan_head(data)
+            if not data:
+                return
         self._conn.receive_data(data)
         self._drain()
 
     def feed_eof(self) -> None:
-        if not self._closed:
-            self._conn.receive_data(b"")
+        self._closed = True
 
-    def _count_request_line(self, data: bytes) -> None:
-        # h11 reports an over-long request line as an over-long head (431);
-        # RFC 9112 wants 414 for it, so count up to the first line break here.
-        end = data.find(b"\n")
-        self._line_len += len(data) if end < 0 else end
-        self._line_done = end >= 0
-        if self._line_len > self.limits.request_line + 2:
-            self._closed = True
-            raise ParseError(414, "Request-URI too long")
+    def _fail(self, status: int, reason: str) -> ParseError:
+        self._closed = True
+        return ParseError(status, reason)
+
+    def _scan_head(self, data: bytes) -> bytes:
+        """Check the request head; return what can go to h11 (b"" until it is whole)."""
+        buf = self._head + data
+        if not self._head:
+            buf = buf.lstrip(b"\r\n")  # RFC 9112 2.2: ignore empty lines before a request
+        end = buf.find(b"\r\n\r\n")
+        head = buf if end < 0 else buf[: end + 4]
+        line_end = head.find(b"\r\n")
+        line_len = len(head) if line_end < 0 else line_end
+        if line_len > self.limits.request_line:
+            raise self._fail(414, "Request-URI too long")
+        checked = head[:-1] if end < 0 and head.endswith(b"\r") else head
+        if _BAD_HEAD.search(checked):
+            raise self._fail(400, "Invalid characters or line endings in request head")
+        if len(head) > self._max_event:
+            raise self._fail(431, "Request header fields too large")
+        if end < 0:
+            self._head = buf
+            return b""
+        lengths = _CONTENT_LENGTH.findall(head)
+        if len(lengths) > 1 or (lengths and b"," in lengths[0]):
+            raise self._fail(400, "Duplicated Content-Length header")
+        self._scanning = False
+        self._head = b""
+        return buf
 
     def _drain(self) -> None:
         events = self.events
@@ -61,8 +95,7 @@ class H11HTTP1(HTTP1):
             try:
                 event = self._conn.next_event()
             except h11.RemoteProtocolError as exc:
-                self._closed = True
-                raise ParseError(exc.error_status_hint, str(exc)[:200]) from None
+                raise self._fail(exc.error_status_hint, str(exc)[:200]) from None
             if event is h11.NEED_DATA:
                 return
             if isinstance(event, h11.Data):
@@ -70,7 +103,9 @@ class H11HTTP1(HTTP1):
             elif isinstance(event, h11.Request):
                 self._on_request(event)
             elif isinstance(event, h11.EndOfMessage):
-                self._check_trailers(event)
+                for name, _ in event.headers:
+                    if name in _FRAMING_TRAILERS:
+                        raise self._fail(400, "Framing header in trailers")
                 events.on_request_end()
                 self._next_request()
                 return
@@ -86,12 +121,6 @@ class H11HTTP1(HTTP1):
         head = builder.finish(event.method.decode("ascii"), bytes(event.target), version)
         self.events.on_request(head)
 
-    def _check_trailers(self, event: h11.EndOfMessage) -> None:
-        for name, _ in event.headers:
-            if name in (b"content-length", b"transfer-encoding", b"host"):
-                self._closed = True
-                raise ParseError(400, "Framing header in trailers")
-
     def _next_request(self) -> None:
         rest, _closed = self._conn.trailing_data
         head = self.builder.head
@@ -103,6 +132,4 @@ class H11HTTP1(HTTP1):
             return
         self._new_connection()
         if rest:
-            self._count_request_line(bytes(rest))
-            self._conn.receive_data(bytes(rest))
-            self._drain()
+            self.feed(bytes(rest))

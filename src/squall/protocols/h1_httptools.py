@@ -3,19 +3,46 @@
 llhttp calls the ``on_*`` methods below straight from C; each does the least
 it can and hands the finished head to :class:`~squall.protocols.http1.HeadBuilder`,
 which applies the same framing rules as the h11 backend.
+
+Where llhttp and h11 differ, this module makes llhttp answer as h11 does:
+trailing whitespace is stripped from header values, trailer fields never join
+the request's headers, bytes after a ``Connection: close`` request are
+ignored, and the body of a request asking for an upgrade the server does not
+make is still delivered (llhttp skips it).
 """
 
 from __future__ import annotations
 
+import re
+
 import httptools
 
-from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError
+from squall.protocols.http1 import (
+    HTTP1,
+    H1Events,
+    Limits,
+    ParseError,
+)
 
 _METHODS: dict[bytes, str] = {}
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/\d\.\d\r?\n")
+_FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host")
+_BODY_ONLY_CL = b"POST / HTTP/1.1\r\nHost: -\r\nContent-Length: %d\r\n\r\n"
+_BODY_ONLY_CHUNKED = b"POST / HTTP/1.1\r\nHost: -\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 class HttptoolsHTTP1(HTTP1):
-    __slots__ = ("_closed", "_head_bytes", "_in_head", "_parser", "_url")
+    __slots__ = (
+        "_body_only",
+        "_closed",
+        "_defer_end",
+        "_done",
+        "_head_bytes",
+        "_in_head",
+        "_parser",
+        "_synthetic",
+        "_url",
+    )
 
     backend = "httptools"
 
@@ -26,6 +53,10 @@ class HttptoolsHTTP1(HTTP1):
         self._in_head = False
         self._head_bytes = 0
         self._closed = False
+        self._done = False  # a request without keep-alive has ended: ignore the rest
+        self._defer_end = False  # llhttp ends an upgrade request before its body
+        self._body_only = False  # parsing a synthetic head to read that body
+        self._synthetic = False  # inside that synthetic head
 
     def feed(self, data: bytes) -> None:
         if self._closed:
@@ -38,11 +69,22 @@ class HttptoolsHTTP1(HTTP1):
         except httptools.HttpParserCallbackError as exc:
             self._closed = True
             cause = exc.__context__
+            if isinstance(cause, _Stop):
+                return
             if isinstance(cause, ParseError):
                 raise cause from None
             raise
+        except httptools.HttpParserInvalidMethodError:
+            self._closed = True
+            if self._done:
+                return
+            if _REQUEST_LINE.match(data):  # well-formed, with a method llhttp does not know
+                raise ParseError(501, "Method not implemented") from None
+            raise ParseError(400, "Invalid method") from None
         except httptools.HttpParserError as exc:
             self._closed = True
+            if self._done:
+                return
             raise ParseError(400, _describe(exc)) from None
         if self._in_head:
             self._head_bytes += len(data)
@@ -57,8 +99,19 @@ class HttptoolsHTTP1(HTTP1):
         # connection as HTTP/1.1, parsing goes on with a fresh parser.
         self._parser = httptools.HttpRequestParser(self)
         head = self.builder.head
-        if head.content_length or head.chunked or head.method == "CONNECT":
-            # the unread body would be taken for a request: never keep it alive
+        if self._defer_end:
+            # Read the skipped body through a synthetic head, then end there.
+            self._defer_end = False
+            self._body_only = True
+            head.keep_alive = False
+            if head.chunked:
+                self._parser.feed_data(_BODY_ONLY_CHUNKED)
+            else:
+                self._parser.feed_data(_BODY_ONLY_CL % head.content_length)
+            if rest:
+                self.feed(rest)
+            return
+        if head.method == "CONNECT":
             head.keep_alive = False
         if not head.keep_alive:
             self._closed = True
@@ -69,6 +122,11 @@ class HttptoolsHTTP1(HTTP1):
     # -- llhttp callbacks
 
     def on_message_begin(self) -> None:
+        if self._done:
+            raise _Stop
+        if self._body_only:
+            self._synthetic = True
+            return
         self._url = b""
         self._in_head = True
         self._head_bytes = 0
@@ -76,14 +134,24 @@ class HttptoolsHTTP1(HTTP1):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self.limits.request_line:
-            raise ParseError(414, "Request-URI too long")
+        limit = self.limits.request_line
+        if len(self._url) > limit - 16:  # the whole line counts: method, target, version
+            if len(self._parser.get_method()) + len(self._url) + 10 > limit:
+                raise ParseError(414, "Request-URI too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.builder.add_header(name.lower(), value)
+        if self._synthetic:
+            return
+        if self._in_head:
+            self.builder.add_header(name.lower(), value.rstrip(b" \t"))
+        elif name.lower() in _FRAMING_TRAILERS:
+            raise ParseError(400, "Framing header in trailers")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._body_only:
+            self._synthetic = False
+            return
         parser = self._parser
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method)
@@ -92,13 +160,24 @@ class HttptoolsHTTP1(HTTP1):
             if len(_METHODS) < 64:
                 _METHODS[raw_method] = method
         head = self.builder.finish(method, self._url, parser.get_http_version())
+        if parser.should_upgrade() and (head.content_length or head.chunked):
+            self._defer_end = True
         self.events.on_request(head)
 
     def on_body(self, body: bytes) -> None:
         self.events.on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._defer_end:
+            return
+        if not self.builder.head.keep_alive:
+            self._done = True
+            self._closed = True
         self.events.on_request_end()
+
+
+class _Stop(Exception):
+    """Raised from a callback to stop llhttp after a final request."""
 
 
 def _describe(exc: Exception) -> str:

@@ -161,6 +161,46 @@ _SPECIAL_REQUEST = {
     b"x-forwarded-proto": _H_XFWD,
 }
 _DIGITS = frozenset(b"0123456789")
+# The methods llhttp knows; any other token gets 501 from both backends.
+KNOWN_METHODS = frozenset(
+    [
+        "DELETE",
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "CONNECT",
+        "OPTIONS",
+        "TRACE",
+        "COPY",
+        "LOCK",
+        "MKCOL",
+        "MOVE",
+        "PROPFIND",
+        "PROPPATCH",
+        "SEARCH",
+        "UNLOCK",
+        "BIND",
+        "REBIND",
+        "UNBIND",
+        "ACL",
+        "REPORT",
+        "MKACTIVITY",
+        "CHECKOUT",
+        "MERGE",
+        "M-SEARCH",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PATCH",
+        "PURGE",
+        "MKCALENDAR",
+        "LINK",
+        "UNLINK",
+        "SOURCE",
+        "QUERY",
+    ]
+)
 
 
 class HeadBuilder:
@@ -207,8 +247,8 @@ class HeadBuilder:
         if kind == _H_HOST:
             self._hosts += 1
         elif kind == _H_CL:
-            if self._cl is not None and self._cl != value:
-                raise ParseError(400, "Conflicting Content-Length headers")
+            if self._cl is not None:
+                raise ParseError(400, "Duplicated Content-Length header")
             self._cl = value
         elif kind == _H_TE:
             self._te = value if self._te is None else self._te + b"," + value
@@ -224,6 +264,8 @@ class HeadBuilder:
     def finish(self, method: str, target: bytes, version: str) -> RequestHead:
         """Apply RFC 9112 framing rules; raise ParseError on anything ambiguous."""
         head = self.head
+        if method not in KNOWN_METHODS:
+            raise ParseError(501, "Method not implemented")
         head.method = method
         head.target = target
         head.http_version = version
