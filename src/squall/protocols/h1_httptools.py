@@ -135,9 +135,12 @@ class HttptoolsHTTP1(HTTP1):
     def on_url(self, url: bytes) -> None:
         self._url += url
         limit = self.limits.request_line
-        if len(self._url) > limit - 16:  # the whole line counts: method, target, version
-            if len(self._parser.get_method()) + len(self._url) + 10 > limit:
-                raise ParseError(414, "Request-URI too long")
+        # the whole line counts: method, target and version (checked only near the limit)
+        if (
+            len(self._url) > limit - 16
+            and len(self._parser.get_method()) + len(self._url) + 10 > limit
+        ):
+            raise ParseError(414, "Request-URI too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._synthetic:

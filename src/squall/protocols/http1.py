@@ -163,43 +163,11 @@ _SPECIAL_REQUEST = {
 _DIGITS = frozenset(b"0123456789")
 # The methods llhttp knows; any other token gets 501 from both backends.
 KNOWN_METHODS = frozenset(
-    [
-        "DELETE",
-        "GET",
-        "HEAD",
-        "POST",
-        "PUT",
-        "CONNECT",
-        "OPTIONS",
-        "TRACE",
-        "COPY",
-        "LOCK",
-        "MKCOL",
-        "MOVE",
-        "PROPFIND",
-        "PROPPATCH",
-        "SEARCH",
-        "UNLOCK",
-        "BIND",
-        "REBIND",
-        "UNBIND",
-        "ACL",
-        "REPORT",
-        "MKACTIVITY",
-        "CHECKOUT",
-        "MERGE",
-        "M-SEARCH",
-        "NOTIFY",
-        "SUBSCRIBE",
-        "UNSUBSCRIBE",
-        "PATCH",
-        "PURGE",
-        "MKCALENDAR",
-        "LINK",
-        "UNLINK",
-        "SOURCE",
-        "QUERY",
-    ]
+    (
+        "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
+        "PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
+        "M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY"
+    ).split()
 )
 
 
