@@ -108,7 +108,16 @@ class Server:
         state = self.state
         assert state is not None
         self.lifespan = Lifespan(state.app, config.lifespan, state.state)
-        await self.lifespan.startup()
+        # Unlike Uvicorn, a signal during a hanging startup is obeyed.
+        starting = asyncio.ensure_future(self.lifespan.startup())
+        while not starting.done():
+            await asyncio.wait([starting], timeout=TICK)
+            if self.should_exit and not starting.done():
+                logger.warning("Interrupted during application startup.")
+                starting.cancel()
+                self.lifespan.cancel()
+                return
+        starting.result()
         if self.lifespan.should_exit:
             self.should_exit = True
             return

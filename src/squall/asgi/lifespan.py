@@ -56,6 +56,12 @@ class Lifespan:
         else:
             logger.info("Application shutdown complete.")
 
+    def cancel(self) -> None:
+        """Abandon the lifespan task (startup interrupted by a signal)."""
+        self.error_occurred = True
+        if self._task is not None:
+            self._task.cancel()
+
     async def _main(self) -> None:
         scope = {
             "type": "lifespan",
@@ -68,6 +74,8 @@ class Lifespan:
             self.error_occurred = True
             if self.startup_failed or self.shutdown_failed:
                 return
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             if self.mode == "auto":
                 logger.info("ASGI 'lifespan' protocol appears unsupported.")
             else:

@@ -47,14 +47,14 @@ class H11HTTP1(HTTP1):
         self._head = b""
 
     def feed(self, data: bytes) -> None:
-        if self._closed or not data:
-            return
-        if self._scanning:
-            data = self._scan_head(data)
-            if not data:
-                return
-        self._conn.receive_data(data)
-        self._drain()
+        # A loop, not recursion: one feed may hold thousands of pipelined requests.
+        while data and not self._closed:
+            if self._scanning:
+                data = self._scan_head(data)
+                if not data:
+                    return
+            self._conn.receive_data(data)
+            data = self._drain()
 
     def feed_eof(self) -> None:
         self._closed = True
@@ -68,14 +68,16 @@ class H11HTTP1(HTTP1):
         buf = self._head + data
         if not self._head:
             buf = buf.lstrip(b"\r\n")  # RFC 9112 2.2: ignore empty lines before a request
-        end = buf.find(b"\r\n\r\n")
+        # re-check only the new bytes, with a few before them for the patterns' context
+        start = max(0, len(self._head) - 3)
+        end = buf.find(b"\r\n\r\n", start)
         head = buf if end < 0 else buf[: end + 4]
         line_end = head.find(b"\r\n")
         line_len = len(head) if line_end < 0 else line_end
         if line_len > self.limits.request_line:
             raise self._fail(414, "Request-URI too long")
         checked = head[:-1] if end < 0 and head.endswith(b"\r") else head
-        if _BAD_HEAD.search(checked):
+        if _BAD_HEAD.search(checked, start):
             raise self._fail(400, "Invalid characters or line endings in request head")
         if len(head) > self._max_event:
             raise self._fail(431, "Request header fields too large")
@@ -89,7 +91,8 @@ class H11HTTP1(HTTP1):
         self._head = b""
         return buf
 
-    def _drain(self) -> None:
+    def _drain(self) -> bytes:
+        """Deliver h11's events; return the bytes that begin the next request."""
         events = self.events
         while True:
             try:
@@ -97,7 +100,7 @@ class H11HTTP1(HTTP1):
             except h11.RemoteProtocolError as exc:
                 raise self._fail(exc.error_status_hint, str(exc)[:200]) from None
             if event is h11.NEED_DATA:
-                return
+                return b""
             if isinstance(event, h11.Data):
                 events.on_body(bytes(event.data))
             elif isinstance(event, h11.Request):
@@ -107,10 +110,9 @@ class H11HTTP1(HTTP1):
                     if name in _FRAMING_TRAILERS:
                         raise self._fail(400, "Framing header in trailers")
                 events.on_request_end()
-                self._next_request()
-                return
+                return self._next_request()
             else:  # ConnectionClosed or PAUSED
-                return
+                return b""
 
     def _on_request(self, event: h11.Request) -> None:
         builder = self.builder
@@ -121,7 +123,7 @@ class H11HTTP1(HTTP1):
         head = builder.finish(event.method.decode("ascii"), bytes(event.target), version)
         self.events.on_request(head)
 
-    def _next_request(self) -> None:
+    def _next_request(self) -> bytes:
         rest, _closed = self._conn.trailing_data
         head = self.builder.head
         upgrading = head.upgrade is not None or head.method == "CONNECT"
@@ -129,7 +131,6 @@ class H11HTTP1(HTTP1):
             head.keep_alive = False
         if not head.keep_alive:
             self._closed = True
-            return
+            return b""
         self._new_connection()
-        if rest:
-            self.feed(bytes(rest))
+        return bytes(rest)

@@ -59,32 +59,35 @@ class HttptoolsHTTP1(HTTP1):
         self._synthetic = False  # inside that synthetic head
 
     def feed(self, data: bytes) -> None:
-        if self._closed:
-            return
+        # A loop, not recursion: one read may hold many pipelined upgrade requests.
+        while data and not self._closed:
+            data = self._feed_once(data)
+
+    def _feed_once(self, data: bytes) -> bytes:
+        """Parse ``data``; return bytes left over after an upgrade request."""
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self._after_upgrade(data[exc.args[0] :])
-            return
+            return self._after_upgrade(data[exc.args[0] :])
         except httptools.HttpParserCallbackError as exc:
             self._closed = True
             cause = exc.__context__
             if isinstance(cause, _Stop):
-                return
+                return b""
             if isinstance(cause, ParseError):
                 raise cause from None
             raise
         except httptools.HttpParserInvalidMethodError:
             self._closed = True
             if self._done:
-                return
+                return b""
             if _REQUEST_LINE.match(data):  # well-formed, with a method llhttp does not know
                 raise ParseError(501, "Method not implemented") from None
             raise ParseError(400, "Invalid method") from None
         except httptools.HttpParserError as exc:
             self._closed = True
             if self._done:
-                return
+                return b""
             raise ParseError(400, _describe(exc)) from None
         if self._in_head:
             self._head_bytes += len(data)
@@ -92,8 +95,9 @@ class HttptoolsHTTP1(HTTP1):
             if self._head_bytes > limits.header_size + limits.request_line:
                 self._closed = True
                 raise ParseError(431, "Request header fields too large")
+        return b""
 
-    def _after_upgrade(self, rest: bytes) -> None:
+    def _after_upgrade(self, rest: bytes) -> bytes:
         # llhttp stops after a request asking for an upgrade (or CONNECT) and
         # skips its body. The owner has seen the request; if it keeps the
         # connection as HTTP/1.1, parsing goes on with a fresh parser.
@@ -108,16 +112,13 @@ class HttptoolsHTTP1(HTTP1):
                 self._parser.feed_data(_BODY_ONLY_CHUNKED)
             else:
                 self._parser.feed_data(_BODY_ONLY_CL % head.content_length)
-            if rest:
-                self.feed(rest)
-            return
+            return rest
         if head.method == "CONNECT":
             head.keep_alive = False
         if not head.keep_alive:
             self._closed = True
-            return
-        if rest:
-            self.feed(rest)
+            return b""
+        return rest
 
     # -- llhttp callbacks
 
