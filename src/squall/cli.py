@@ -28,6 +28,7 @@ GROUP_TITLES = {
     "http": "HTTP",
     "limits": "Limits and timeouts",
     "tls": "TLS",
+    "websocket": "WebSocket",
 }
 
 

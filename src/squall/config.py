@@ -215,6 +215,69 @@ class Config:
         None, "SSL certificate file.", "tls", metavar="PATH", unavailable=NOT_YET
     )
 
+    # -- accepted for Uvicorn compatibility; each refuses a non-default value until it works
+    reload_dirs: list[str] = option(
+        [],
+        "Directories to watch for --reload (repeatable).",
+        "process",
+        multiple=True,
+        flag="reload_dir",
+        unavailable=NOT_YET,
+    )
+    reload_includes: list[str] = option(
+        [],
+        "Glob of files to watch for --reload.",
+        "process",
+        multiple=True,
+        flag="reload_include",
+        unavailable=NOT_YET,
+    )
+    reload_excludes: list[str] = option(
+        [],
+        "Glob of files to ignore for --reload.",
+        "process",
+        multiple=True,
+        flag="reload_exclude",
+        unavailable=NOT_YET,
+    )
+    reload_delay: float = option(
+        0.25, "Delay between checks for --reload.", "process", unavailable=NOT_YET
+    )
+    timeout_worker_healthcheck: float = option(
+        5, "Seconds to wait for a worker's health check.", "process", unavailable=NOT_YET
+    )
+    limit_max_requests_jitter: int = option(
+        0, "Random extra requests before a worker exits.", "process", unavailable=NOT_YET
+    )
+    ws_max_size: int = option(
+        16777216, "WebSocket max message size in bytes.", "websocket", unavailable=NOT_YET
+    )
+    ws_max_queue: int = option(
+        32, "WebSocket max incoming message queue.", "websocket", unavailable=NOT_YET
+    )
+    ws_ping_interval: float | None = option(
+        20.0, "WebSocket ping interval in seconds.", "websocket", unavailable=NOT_YET
+    )
+    ws_ping_timeout: float | None = option(
+        20.0, "WebSocket ping timeout in seconds.", "websocket", unavailable=NOT_YET
+    )
+    ws_per_message_deflate: bool = option(
+        True, "WebSocket per-message-deflate compression.", "websocket", unavailable=NOT_YET
+    )
+    ssl_keyfile_password: str | None = option(
+        None, "SSL keyfile password.", "tls", unavailable=NOT_YET
+    )
+    ssl_version: int = option(
+        17, "SSL version to use (see stdlib ssl module's).", "tls", unavailable=NOT_YET
+    )
+    ssl_cert_reqs: int = option(
+        0, "Whether client certificate is required.", "tls", unavailable=NOT_YET
+    )
+    ssl_ca_certs: str | None = option(
+        None, "CA certificates file.", "tls", metavar="PATH", unavailable=NOT_YET
+    )
+    ssl_ciphers: str = option("TLSv1", "Ciphers to use.", "tls", unavailable=NOT_YET)
+
     # -- programmatic only
     callback_notify: Callable[[], Any] | None = option(None, "", cli=False)
     timeout_notify: float = option(30, "", cli=False)
@@ -303,7 +366,8 @@ def _validate(cfg: Config) -> None:
     for f, meta in options():
         value = getattr(cfg, f.name)
         _check_type(f, value)
-        if meta.unavailable and value not in (None, False, f.default):
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if meta.unavailable and value not in (None, False, default):
             raise ConfigError(f"{flag_name(f, meta)} {meta.unavailable}")
         if meta.choices and isinstance(value, str):
             _check_choice(f.name, value.lower() if f.name == "log_level" else value, meta.choices)
@@ -345,9 +409,13 @@ def _parse_header(item: Any) -> tuple[str, str]:
     name, value = name.strip(), value.strip()
     from squall.protocols.http1 import valid_header_name, valid_header_value
 
-    if not valid_header_name(name.encode("latin-1", "replace")):
+    try:
+        raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError(f"--header: {item!r} is not latin-1 text") from None
+    if not valid_header_name(raw_name):
         raise ConfigError(f"--header: invalid header name {name!r}")
-    if not valid_header_value(value.encode("latin-1", "replace")):
+    if not valid_header_value(raw_value):
         raise ConfigError(f"--header: invalid header value for {name!r}")
     return name.lower(), value
 

@@ -17,12 +17,29 @@ import re
 
 import h11
 
-from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError
+from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError, transfer_coding_status
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
 _BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\r\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# h11 merges duplicated or listed Content-Length values; llhttp refuses them
+# h11 merges duplicated or listed Content-Length values and judges
+# Transfer-Encoding by its own rules; these are decided here, as for llhttp.
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:([^\r]*)", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.IGNORECASE)
+
+
+def framing_conflict(head: bytes) -> int:
+    """The status for framing headers h11 would judge differently, else 0."""
+    lengths = _CONTENT_LENGTH.findall(head)
+    if len(lengths) > 1 or (lengths and b"," in lengths[0]):
+        return 400
+    codings = _TRANSFER_ENCODING.findall(head)
+    if codings:
+        if lengths:
+            return 400
+        return transfer_coding_status(b",".join(codings))
+    return 0
+
+
 _FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host")
 
 
@@ -44,7 +61,7 @@ class H11HTTP1(HTTP1):
     def _new_connection(self) -> None:
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_event)
         self._scanning = True  # collecting the next request head
-        self._head = b""
+        self._head = bytearray()  # the head so far, while it is incomplete
 
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one feed may hold thousands of pipelined requests.
@@ -64,32 +81,35 @@ class H11HTTP1(HTTP1):
         return ParseError(status, reason)
 
     def _scan_head(self, data: bytes) -> bytes:
-        """Check the request head; return what can go to h11 (b"" until it is whole)."""
-        buf = self._head + data
-        if not self._head:
-            buf = buf.lstrip(b"\r\n")  # RFC 9112 2.2: ignore empty lines before a request
+        """Check the request head; return what can go to h11 (b"" until it is whole).
+
+        Each byte is checked once: a head sent a byte at a time costs linear time.
+        """
+        buf = self._head
+        if not buf:
+            data = data.lstrip(b"\r\n")  # RFC 9112 2.2: ignore empty lines before a request
         # re-check only the new bytes, with a few before them for the patterns' context
-        start = max(0, len(self._head) - 3)
+        start = max(0, len(buf) - 3)
+        buf += data
         end = buf.find(b"\r\n\r\n", start)
-        head = buf if end < 0 else buf[: end + 4]
-        line_end = head.find(b"\r\n")
-        line_len = len(head) if line_end < 0 else line_end
+        head_len = len(buf) if end < 0 else end + 4
+        line_end = buf.find(b"\r\n", 0, head_len)
+        line_len = head_len if line_end < 0 else line_end
         if line_len > self.limits.request_line:
             raise self._fail(414, "Request-URI too long")
-        checked = head[:-1] if end < 0 and head.endswith(b"\r") else head
-        if _BAD_HEAD.search(checked, start):
+        checked = head_len - 1 if end < 0 and buf.endswith(b"\r") else head_len
+        if _BAD_HEAD.search(buf, start, checked):
             raise self._fail(400, "Invalid characters or line endings in request head")
-        if len(head) > self._max_event:
+        if head_len > self._max_event:
             raise self._fail(431, "Request header fields too large")
         if end < 0:
-            self._head = buf
             return b""
-        lengths = _CONTENT_LENGTH.findall(head)
-        if len(lengths) > 1 or (lengths and b"," in lengths[0]):
-            raise self._fail(400, "Duplicated Content-Length header")
+        status = framing_conflict(bytes(buf[:head_len]))
+        if status:
+            raise self._fail(status, "Invalid message framing headers")
         self._scanning = False
-        self._head = b""
-        return buf
+        self._head = bytearray()
+        return bytes(buf)
 
     def _drain(self) -> bytes:
         """Deliver h11's events; return the bytes that begin the next request."""

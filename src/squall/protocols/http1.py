@@ -171,6 +171,20 @@ KNOWN_METHODS = frozenset(
 )
 
 
+def transfer_coding_status(value: bytes) -> int:
+    """0 if ``value`` is exactly ``chunked``; else 400 (malformed) or 501 (unsupported).
+
+    Malformed: an empty element, or ``chunked`` anywhere but once at the end
+    (RFC 9112 6.1). Well-formed codings other than ``chunked`` are unsupported.
+    """
+    codings = [c.strip(b" \t").lower() for c in value.split(b",")]
+    if codings == [b"chunked"]:
+        return 0
+    if not all(codings) or b"chunked" in codings[:-1]:
+        return 400
+    return 501
+
+
 class HeadBuilder:
     """Collects one request head from either backend and decides its framing."""
 
@@ -257,11 +271,9 @@ class HeadBuilder:
         if te is not None:
             if cl is not None:
                 raise ParseError(400, "Both Content-Length and Transfer-Encoding")
-            codings = [c.strip().lower() for c in te.split(b",")]
-            if codings != [b"chunked"]:
-                if (codings and codings[-1] == b"chunked") or not all(codings):
-                    raise ParseError(501 if all(codings) else 400, "Unsupported Transfer-Encoding")
-                raise ParseError(501, "Unsupported Transfer-Encoding")
+            status = transfer_coding_status(te)
+            if status:
+                raise ParseError(status, "Unsupported or invalid Transfer-Encoding")
             if version == "1.0":
                 raise ParseError(400, "Transfer-Encoding on HTTP/1.0")
             head.chunked = True
