@@ -355,10 +355,5 @@ def test_latin1_header_value_accepted() -> None:
     assert Config("app:app", headers=["X-Cafe: café"]).headers == [("x-cafe", "café")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="squall bug: _parse_header checks value.encode('latin-1', 'replace'), so "
-    "'€' passes validation and ServerState later fails with UnicodeEncodeError",
-)
 def test_header_value_not_latin1_is_config_error() -> None:
     assert config_error(headers=["X-Euro: €"]).startswith("--header")
