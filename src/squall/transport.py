@@ -39,10 +39,13 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "_deadline",
         "_drain_waiters",
+        "_flush_scheduled",
         "_pipeline",
         "_read_paused",
         "_refusal",
         "_timer",
+        "_wbuf",
+        "_wbuf_size",
         "closing",
         "cycle",
         "head",
@@ -69,6 +72,10 @@ class Connection(asyncio.Protocol):
         self._refusal: bytes | None = None  # answer to a bad pipelined request
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # Streamed chunks sent in one loop iteration leave in one write.
+        self._wbuf: list[bytes] = []
+        self._wbuf_size = 0
+        self._flush_scheduled = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closing = False
@@ -195,12 +202,19 @@ class Connection(asyncio.Protocol):
         data = self.proto.response_head(
             status, headers, self.server.default_headers, head, body, more_body
         )
-        if not self.closing:
+        if more_body:
+            self._buffer(data)
+        elif not self.closing:
             self.transport.write(data)
 
     def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None:
         data = self.proto.response_body(body, more_body)
-        if data and not self.closing:
+        if more_body:
+            self._buffer(data)
+        elif self._wbuf:
+            self._wbuf.append(data)
+            self._flush()
+        elif data and not self.closing:
             self.transport.write(data)
 
     def send_continue(self, cycle: HTTPCycle) -> None:
@@ -236,6 +250,7 @@ class Connection(asyncio.Protocol):
         """The app failed or returned early: answer ``status`` if nothing was sent."""
         if self.closing or cycle is not self.cycle:
             return
+        self._flush()
         if cycle.state == IDLE or cycle.state == HELD:  # nothing on the wire yet
             cycle.state = DONE
             cycle.status = status
@@ -260,6 +275,28 @@ class Connection(asyncio.Protocol):
         await waiter
 
     # -- flow control, timers, closing
+
+    def _buffer(self, data: bytes) -> None:
+        """Hold a streamed chunk until the loop turns or 64 KiB are waiting."""
+        if not data:
+            return
+        self._wbuf.append(data)
+        self._wbuf_size += len(data)
+        if self._wbuf_size >= 65536:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        wbuf = self._wbuf
+        if wbuf:
+            data = wbuf[0] if len(wbuf) == 1 else b"".join(wbuf)
+            wbuf.clear()
+            self._wbuf_size = 0
+            if not self.closing:
+                self.transport.write(data)
 
     def _pause_reading(self) -> None:
         if not self._read_paused and not self.closing:
@@ -309,6 +346,7 @@ class Connection(asyncio.Protocol):
             status, _REASONS.get(status, "Bad Request"), self.server.default_headers
         )
         cycle = self.cycle
+        self._flush()
         if cycle is None:
             self.transport.write(body)
             self._close()
@@ -329,6 +367,7 @@ class Connection(asyncio.Protocol):
 
     def _close(self) -> None:
         if not self.closing:
+            self._flush()
             self.closing = True
             self.transport.close()
 
