@@ -1,8 +1,9 @@
 """HTTP/1.1 parsing with h11: the pure-Python backend.
 
-h11 is used as a parser only. Each request gets a fresh ``h11.Connection``;
-bytes after a request's end are carried into the next one, so pipelining and
-the calls made on the owner are the same as with the httptools backend.
+h11 parses request heads only: each complete head gets a fresh
+``h11.Connection``, and bodies (Content-Length or chunked, see ``chunked.py``)
+are framed here, so pipelining, strictness and the calls made on the owner
+are the same as with the httptools backend.
 Responses are serialized by :class:`~squall.protocols.http1.HTTP1` for both.
 
 h11 is more lenient than llhttp in a few places (bare LF line endings,
@@ -17,6 +18,7 @@ import re
 
 import h11
 
+from squall.protocols.chunked import ChunkedDecoder
 from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError, transfer_coding_status
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
@@ -40,11 +42,8 @@ def framing_conflict(head: bytes) -> int:
     return 0
 
 
-_FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host")
-
-
 class H11HTTP1(HTTP1):
-    __slots__ = ("_closed", "_conn", "_head", "_max_event", "_scanning")
+    __slots__ = ("_body", "_closed", "_head", "_max_event", "_remaining")
 
     backend = "h11"
 
@@ -56,22 +55,27 @@ class H11HTTP1(HTTP1):
             self.limits.header_size + self.limits.request_line
         )
         self._closed = False
-        self._new_connection()
-
-    def _new_connection(self) -> None:
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_event)
-        self._scanning = True  # collecting the next request head
-        self._head = bytearray()  # the head so far, while it is incomplete
+        self._head = bytearray()  # the next request head so far, while it is incomplete
+        self._body: ChunkedDecoder | None = None  # reading a chunked body
+        self._remaining = 0  # bytes left of a Content-Length body
 
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one feed may hold thousands of pipelined requests.
         while data and not self._closed:
-            if self._scanning:
+            if self._body is not None:
+                data = self._body.feed(data)
+                if self._body.done:
+                    self._body = None
+                    self._end_request()
+            elif self._remaining:
+                take = data[: self._remaining]
+                self._remaining -= len(take)
+                data = data[len(take) :]
+                self.events.on_body(take)
+                if not self._remaining:
+                    self._end_request()
+            else:
                 data = self._scan_head(data)
-                if not data:
-                    return
-            self._conn.receive_data(data)
-            data = self._drain()
 
     def feed_eof(self) -> None:
         self._closed = True
@@ -81,7 +85,7 @@ class H11HTTP1(HTTP1):
         return ParseError(status, reason)
 
     def _scan_head(self, data: bytes) -> bytes:
-        """Check the request head; return what can go to h11 (b"" until it is whole).
+        """Collect and check a request head; once whole, parse it and return the rest.
 
         Each byte is checked once: a head sent a byte at a time costs linear time.
         """
@@ -104,37 +108,25 @@ class H11HTTP1(HTTP1):
             raise self._fail(431, "Request header fields too large")
         if end < 0:
             return b""
-        status = framing_conflict(bytes(buf[:head_len]))
+        head = bytes(buf[:head_len])
+        rest = bytes(buf[head_len:])
+        self._head = bytearray()
+        status = framing_conflict(head)
         if status:
             raise self._fail(status, "Invalid message framing headers")
-        self._scanning = False
-        self._head = bytearray()
-        return bytes(buf)
+        self._parse_head(head)
+        return rest
 
-    def _drain(self) -> bytes:
-        """Deliver h11's events; return the bytes that begin the next request."""
-        events = self.events
-        while True:
-            try:
-                event = self._conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise self._fail(exc.error_status_hint, str(exc)[:200]) from None
-            if event is h11.NEED_DATA:
-                return b""
-            if isinstance(event, h11.Data):
-                events.on_body(bytes(event.data))
-            elif isinstance(event, h11.Request):
-                self._on_request(event)
-            elif isinstance(event, h11.EndOfMessage):
-                for name, _ in event.headers:
-                    if name in _FRAMING_TRAILERS:
-                        raise self._fail(400, "Framing header in trailers")
-                events.on_request_end()
-                return self._next_request()
-            else:  # ConnectionClosed or PAUSED
-                return b""
-
-    def _on_request(self, event: h11.Request) -> None:
+    def _parse_head(self, raw: bytes) -> None:
+        """h11 parses the head only; the body is framed here, as strictly as llhttp."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_event)
+        conn.receive_data(raw)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise self._fail(exc.error_status_hint, str(exc)[:200]) from None
+        if not isinstance(event, h11.Request):  # pragma: no cover - a whole head was given
+            raise self._fail(400, "Invalid request head")
         builder = self.builder
         builder.begin()
         for name, value in event.headers:
@@ -142,15 +134,20 @@ class H11HTTP1(HTTP1):
         version = event.http_version.decode("ascii")
         head = builder.finish(event.method.decode("ascii"), bytes(event.target), version)
         self.events.on_request(head)
+        if self._closed:
+            return
+        if head.chunked:
+            self._body = ChunkedDecoder(self.events.on_body)
+        elif head.content_length:
+            self._remaining = head.content_length
+        else:
+            self._end_request()
 
-    def _next_request(self) -> bytes:
-        rest, _closed = self._conn.trailing_data
+    def _end_request(self) -> None:
         head = self.builder.head
         upgrading = head.upgrade is not None or head.method == "CONNECT"
         if upgrading and (head.content_length or head.chunked or head.method == "CONNECT"):
             head.keep_alive = False
         if not head.keep_alive:
             self._closed = True
-            return b""
-        self._new_connection()
-        return bytes(rest)
+        self.events.on_request_end()
