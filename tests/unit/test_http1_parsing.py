@@ -665,3 +665,19 @@ def test_transfer_encoding_value_delivered(backend: type[HTTP1]) -> None:
     assert name == b"transfer-encoding"
     assert value in (b"Chunked", b"chunked")
     assert rec.heads[0].chunked
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda cls: cls.backend)
+def test_response_between_requests_leaves_parsing_alone(backend: type[HTTP1]) -> None:
+    """Request-side and response-side state of one protocol object never mix."""
+    from squall.protocols.http1 import default_block
+
+    rec = Recorder()
+    proto = backend(rec)
+    proto.feed(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    defaults = default_block(b"server: squall\r\n", b"", b"")
+    out = proto.response_head(200, [(b"content-length", b"2")], defaults, rec.heads[0], None, True)
+    assert out.endswith(b"content-length: 2\r\n\r\n")
+    proto.feed(b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert proto.response_body(b"ok", False) == b"ok"
+    assert [h.target for h in rec.heads] == [b"/a", b"/b"]

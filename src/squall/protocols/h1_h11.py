@@ -43,7 +43,7 @@ def framing_conflict(head: bytes) -> int:
 
 
 class H11HTTP1(HTTP1):
-    __slots__ = ("_body", "_closed", "_head", "_max_event", "_remaining")
+    __slots__ = ("_body", "_body_left", "_closed", "_head", "_max_event")
 
     backend = "h11"
 
@@ -57,7 +57,7 @@ class H11HTTP1(HTTP1):
         self._closed = False
         self._head = bytearray()  # the next request head so far, while it is incomplete
         self._body: ChunkedDecoder | None = None  # reading a chunked body
-        self._remaining = 0  # bytes left of a Content-Length body
+        self._body_left = 0  # bytes left of a Content-Length body
 
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one feed may hold thousands of pipelined requests.
@@ -67,12 +67,12 @@ class H11HTTP1(HTTP1):
                 if self._body.done:
                     self._body = None
                     self._end_request()
-            elif self._remaining:
-                take = data[: self._remaining]
-                self._remaining -= len(take)
+            elif self._body_left:
+                take = data[: self._body_left]
+                self._body_left -= len(take)
                 data = data[len(take) :]
                 self.events.on_body(take)
-                if not self._remaining:
+                if not self._body_left:
                     self._end_request()
             else:
                 data = self._scan_head(data)
@@ -139,7 +139,7 @@ class H11HTTP1(HTTP1):
         if head.chunked:
             self._body = ChunkedDecoder(self.events.on_body)
         elif head.content_length:
-            self._remaining = head.content_length
+            self._body_left = head.content_length
         else:
             self._end_request()
 
