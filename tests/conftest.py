@@ -173,8 +173,9 @@ class RawClient:
 class SquallProcess:
     """``python -m squall ...`` as a subprocess, with its log captured."""
 
-    def __init__(self, args: list[str], cwd: Path | str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self.proc = subprocess.Popen(
@@ -237,8 +238,9 @@ class SquallProcess:
 def squall_process() -> Iterator[Any]:
     procs: list[SquallProcess] = []
 
-    def start(*args: str, cwd: Path | str | None = None,
-              env: dict[str, str] | None = None) -> SquallProcess:
+    def start(
+        *args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None
+    ) -> SquallProcess:
         proc = SquallProcess(list(args), cwd=cwd, env=env)
         procs.append(proc)
         return proc
@@ -247,3 +249,16 @@ def squall_process() -> Iterator[Any]:
     for proc in procs:
         if proc.proc.poll() is None:
             proc.kill()
+
+
+@pytest.fixture
+def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt-in: a 10 ms server tick, so ``RunningServer.stop()`` takes ~10 ms, not ~100 ms.
+
+    Only the in-thread servers' polling interval changes (``should_exit``, the
+    date header refresh, graceful-shutdown polling); subprocess servers keep
+    the real tick.
+    """
+    import squall.server
+
+    monkeypatch.setattr(squall.server, "TICK", 0.01)

@@ -33,12 +33,15 @@ access_logger = logging.getLogger("squall.access")
 
 _EAGER = sys.version_info >= (3, 12)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+DRAIN_LIMIT = 65536  # unread request body dropped to keep a connection; beyond it, close
 
 
 class Connection(asyncio.Protocol):
     __slots__ = (
         "_deadline",
         "_drain_waiters",
+        "_drained",
+        "_draining",
         "_flush_scheduled",
         "_pipeline",
         "_read_paused",
@@ -72,6 +75,8 @@ class Connection(asyncio.Protocol):
         self._refusal: bytes | None = None  # answer to a bad pipelined request
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._draining: HTTPCycle | None = None  # answered, its body still arriving
+        self._drained = 0
         # Streamed chunks sent in one loop iteration leave in one write.
         self._wbuf: list[bytes] = []
         self._wbuf_size = 0
@@ -157,24 +162,38 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, data: bytes) -> None:
         cycle = self.parsing
-        if cycle is not None:
-            cycle.feed_body(data)
+        if cycle is None:
+            return
+        if cycle is self._draining:  # answered already: the rest of its body is dropped
+            self._drained += len(data)
+            if self._drained > DRAIN_LIMIT:
+                self._close()
+            return
+        cycle.feed_body(data)
 
     def on_request_end(self) -> None:
         cycle = self.parsing
         if cycle is not None:
             cycle.end_body()
+            if cycle is self._draining:
+                self._draining = None
+                self._next()
 
     # -- running cycles
 
-    def _start(self, cycle: HTTPCycle, head: RequestHead, app: Any) -> None:
+    def _start(self, cycle: HTTPCycle, head: RequestHead, app: Any, eager: bool = _EAGER) -> None:
+        """Run the app for ``cycle``: on Python 3.12+ eagerly, until its first suspension.
+
+        A pipelined request started from the previous response's completion is
+        never eager, or a long pipeline would nest one app call inside another.
+        """
         self.cycle = cycle
         self.head = head
         server = self.server
         if server.access_log:
             cycle.start_time = self.loop.time()
         coro = cycle.run(app, server.tasks)
-        if _EAGER:
+        if eager:
             task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
         else:
             task = self.loop.create_task(coro)
@@ -228,15 +247,26 @@ class Connection(asyncio.Protocol):
             server.log_access(cycle, self.info, self.loop.time())
         if self.closing:
             return
-        if not self.proto.keep_alive or not cycle.body_complete or server.shutting_down:
-            # An unread request body would be taken for the next request: close.
+        if not self.proto.keep_alive or server.shutting_down or cycle.expect_continue:
+            # (a client still waiting for 100 Continue may never send its body)
             self._close()
             return
+        if not cycle.body_complete:
+            # The app answered without reading the whole body: read and drop the
+            # rest (up to DRAIN_LIMIT), then go on with the next request.
+            self._draining = cycle
+            self._drained = cycle.discard_body()
+            self._resume_reading()
+            return
+        self._next()
+
+    def _next(self) -> None:
+        """The response is complete and so is its request: next request, or idle."""
         self.cycle = None
         self.head = None
         if self._pipeline:
             next_cycle, head, app = self._pipeline.popleft()
-            self._start(next_cycle, head, app)
+            self._start(next_cycle, head, app, eager=False)
             if not self._pipeline and self._refusal is None:
                 self._resume_reading()
         elif self._refusal is not None:
@@ -244,7 +274,7 @@ class Connection(asyncio.Protocol):
             self._close()
         else:
             self._resume_reading()
-            self._arm(server.config.timeout_keep_alive)
+            self._arm(self.server.config.timeout_keep_alive)
 
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
         """The app failed or returned early: answer ``status`` if nothing was sent."""

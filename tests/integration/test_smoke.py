@@ -3,7 +3,6 @@ from __future__ import annotations
 import httpx
 
 
-
 async def hello(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]})
     await send({"type": "http.response.body", "body": b"hi"})

@@ -100,6 +100,13 @@ class HTTPCycle:
             self.sink.pause_reading()
         self._wake()
 
+    def discard_body(self) -> int:
+        """Drop the unread body (the response is complete); return its size."""
+        size = self._buffered
+        self._chunks.clear()
+        self._buffered = 0
+        return size
+
     def end_body(self) -> None:
         self.body_complete = True
         self._wake()
