@@ -250,19 +250,19 @@ class Config:
         0, "Random extra requests before a worker exits.", "process", unavailable=NOT_YET
     )
     ws_max_size: int = option(
-        16777216, "WebSocket max message size in bytes.", "websocket", unavailable=NOT_YET
+        16777216, "WebSocket max message size in bytes (counted after decompression).", "websocket"
     )
     ws_max_queue: int = option(
-        32, "WebSocket max incoming message queue.", "websocket", unavailable=NOT_YET
+        32, "Incoming WebSocket messages queued before reading pauses.", "websocket"
     )
     ws_ping_interval: float | None = option(
-        20.0, "WebSocket ping interval in seconds.", "websocket", unavailable=NOT_YET
+        20.0, "Seconds between keepalive pings; none to disable.", "websocket"
     )
     ws_ping_timeout: float | None = option(
-        20.0, "WebSocket ping timeout in seconds.", "websocket", unavailable=NOT_YET
+        20.0, "Seconds to wait for a pong before closing with 1011.", "websocket"
     )
     ws_per_message_deflate: bool = option(
-        True, "WebSocket per-message-deflate compression.", "websocket", unavailable=NOT_YET
+        True, "WebSocket per-message-deflate compression.", "websocket"
     )
     ssl_keyfile_password: str | None = option(
         None, "SSL keyfile password.", "tls", unavailable=NOT_YET
@@ -375,8 +375,10 @@ def _validate(cfg: Config) -> None:
         _set(cfg, "log_level", cfg.log_level.lower())
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"--port: must be between 0 and 65535, got {cfg.port}")
-    if cfg.ws not in ("auto", "none"):
-        raise ConfigError(f"--ws {cfg.ws}: WebSocket support " + NOT_YET)
+    if cfg.ws == "wsproto":
+        raise ConfigError(
+            "--ws wsproto: Squall's WebSocket support is built on websockets; use --ws auto"
+        )
     if cfg.workers is not None and cfg.workers > 1:
         raise ConfigError("--workers: more than one worker " + NOT_YET)
     for name in (

@@ -17,6 +17,7 @@ from squall.protocols.http1 import Limits, default_block
 if TYPE_CHECKING:
     from squall.asgi.http import HTTPCycle
     from squall.asgi.types import ASGIApp, Receive, Scope, Send
+    from squall.asgi.websocket import WebSocketSession
     from squall.config import Config
     from squall.protocols.http1 import HTTP1, H1Events
     from squall.transport import Connection
@@ -53,6 +54,7 @@ class ServerState:
         self.trusted_hosts = TrustedHosts(config.trusted_proxies)
         self.proxy_headers = config.proxy_headers
         self.limit_concurrency = config.limit_concurrency
+        self.websockets = config.ws != "none"
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.limits = Limits(
             request_line=config.limit_request_line,
@@ -142,7 +144,7 @@ class ServerState:
 
         return refuse
 
-    def log_access(self, cycle: HTTPCycle, info: ConnInfo, now: float) -> None:
+    def log_access(self, cycle: HTTPCycle | WebSocketSession, info: ConnInfo, now: float) -> None:
         scope = cycle.scope
         path = quote(scope["path"])
         query = scope["query_string"]
@@ -151,7 +153,7 @@ class ServerState:
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             info.client_label,
-            scope["method"],
+            scope.get("method", "GET"),
             path,
             scope["http_version"],
             cycle.status,

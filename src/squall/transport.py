@@ -23,8 +23,10 @@ from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
 from squall.asgi.scope import ConnInfo, http_scope
 from squall.middleware.proxy_headers import apply_proxy_headers
 from squall.protocols.http1 import ParseError, RequestHead, error_response
+from squall.upgrade import start_websocket
 
 if TYPE_CHECKING:
+    from squall.asgi.websocket import WebSocketSession
     from squall.protocols.http1 import HTTP1
     from squall.state import ServerState
 
@@ -59,6 +61,7 @@ class Connection(asyncio.Protocol):
         "server",
         "transport",
         "write_paused",
+        "ws",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -84,6 +87,7 @@ class Connection(asyncio.Protocol):
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closing = False
+        self.ws: WebSocketSession | None = None  # after a WebSocket upgrade
 
     # -- asyncio.Protocol
 
@@ -102,6 +106,8 @@ class Connection(asyncio.Protocol):
             logger.log(5, "%s - HTTP connection lost", self.info.client_label)
         for cycle in self._cycles():
             cycle.disconnect()
+        if self.ws is not None:
+            self.ws.connection_lost()
         self._pipeline.clear()
         self._deadline = None
         if self._timer is not None:
@@ -110,8 +116,13 @@ class Connection(asyncio.Protocol):
         self._wake_drainers()
 
     def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.feed(data)
+            return
         try:
             self.proto.feed(data)
+            if self.ws is not None and self.proto.unparsed:
+                self.ws.feed(self.proto.unparsed)
         except ParseError as exc:
             self._refuse(exc.status, exc.reason)
         except Exception:
@@ -138,8 +149,11 @@ class Connection(asyncio.Protocol):
             return
         self._deadline = None
         server = self.server
-        if head.upgrade == b"websocket":
-            app = server.refusal(400, "WebSocket upgrades are not supported by this server yet.")
+        if head.upgrade == b"websocket" and server.websockets:
+            if self.cycle is None:
+                self.ws = start_websocket(self, head)
+                return
+            app = server.refusal(400, "A WebSocket upgrade cannot be pipelined.")
             head.keep_alive = False
         elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
@@ -304,6 +318,15 @@ class Connection(asyncio.Protocol):
         self._drain_waiters.append(waiter)
         await waiter
 
+    # -- for the WebSocket sink
+
+    def write(self, data: bytes) -> None:
+        if data and not self.closing:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self._close()
+
     # -- flow control, timers, closing
 
     def _buffer(self, data: bytes) -> None:
@@ -403,7 +426,9 @@ class Connection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close when idle, else after the current response."""
-        if self.cycle is None and not self._pipeline:
+        if self.ws is not None:
+            self.ws.shutdown()
+        elif self.cycle is None and not self._pipeline:
             self._close()
         elif self.head is not None:
             self.head.keep_alive = False

@@ -94,7 +94,6 @@ def test_bad_option_value_is_one_line(app_dir: Path) -> None:
         (["--reload"], "--reload"),
         (["--http2"], "--http2"),
         (["--ssl-keyfile", "k.pem"], "--ssl-keyfile"),
-        (["--ws", "wsproto"], "--ws"),
     ],
 )
 def test_later_options_refuse_with_one_line(app_dir: Path, args: list[str], flag: str) -> None:

@@ -613,7 +613,15 @@ def test_204_and_304_have_no_body(serve, http_impl):
 # -- WebSocket and other upgrades ------------------------------------------------------
 
 
-def test_websocket_upgrade_refused(serve, http_impl):
+WS_UPGRADE = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+]
+
+
+def test_websocket_upgrade_to_http_only_app_gets_500(serve, http_impl):
     called = []
 
     async def app(scope, receive, send):
@@ -623,24 +631,27 @@ def test_websocket_upgrade_refused(serve, http_impl):
 
     srv = serve(app, http=http_impl)
     c = srv.client()
-    c.send(
-        request(
-            "GET",
-            "/ws",
-            headers=[
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ("Sec-WebSocket-Version", "13"),
-            ],
-        )
-    )
-    raw = c.read_until_closed()
-    resp = parse_response(raw)
-    assert 400 <= resp.status < 500
+    c.send(request("GET", "/ws", headers=WS_UPGRADE))
+    resp = parse_response(c.read_until_closed())
+    assert resp.status == 500
     assert resp.header("connection") == "close"
-    assert b"101" not in raw.split(b"\r\n", 1)[0]
-    assert called == []
+    assert called == ["websocket"]
+
+
+def test_websocket_upgrade_with_ws_none_is_plain_http(serve, http_impl):
+    called = []
+
+    async def app(scope, receive, send):
+        called.append(scope["type"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"app"})
+
+    srv = serve(app, http=http_impl, ws="none")
+    c = srv.client()
+    c.send(request("GET", "/ws", headers=WS_UPGRADE))
+    resp = parse_response(c.response())
+    assert resp.status == 200
+    assert called == ["http"]
 
 
 def test_h2c_upgrade_served_as_http11(serve, http_impl):

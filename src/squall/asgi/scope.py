@@ -102,3 +102,20 @@ def http_scope(
         "headers": head.headers,
         "state": state.copy(),
     }
+
+
+def websocket_scope(
+    head: RequestHead,
+    info: ConnInfo,
+    root_path: str,
+    state: dict[str, Any],
+    subprotocols: list[str],
+) -> dict[str, Any]:
+    scope = http_scope(head, info, root_path, state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
+    scope["scheme"] = "wss" if info.scheme == "https" else "ws"
+    scope["subprotocols"] = subprotocols
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope

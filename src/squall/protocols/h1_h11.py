@@ -76,6 +76,9 @@ class H11HTTP1(HTTP1):
                     self._end_request()
             else:
                 data = self._scan_head(data)
+                if self.builder.head.switching and self._closed:
+                    self.unparsed = data  # the owner takes the connection over
+                    return
 
     def feed_eof(self) -> None:
         self._closed = True
@@ -148,6 +151,6 @@ class H11HTTP1(HTTP1):
         upgrading = head.upgrade is not None or head.method == "CONNECT"
         if upgrading and (head.content_length or head.chunked or head.method == "CONNECT"):
             head.keep_alive = False
-        if not head.keep_alive:
+        if not head.keep_alive or head.switching:
             self._closed = True
         self.events.on_request_end()

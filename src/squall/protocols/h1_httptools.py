@@ -103,6 +103,10 @@ class HttptoolsHTTP1(HTTP1):
         # connection as HTTP/1.1, parsing goes on with a fresh parser.
         self._parser = httptools.HttpRequestParser(self)
         head = self.builder.head
+        if head.switching:  # the owner takes the connection over
+            self._closed = True
+            self.unparsed = rest
+            return b""
         if self._defer_end:
             # Read the skipped body through a synthetic head, then end there.
             self._defer_end = False

@@ -107,6 +107,7 @@ class RequestHead:
         "http_version",
         "keep_alive",
         "method",
+        "switching",
         "target",
         "upgrade",
     )
@@ -122,6 +123,7 @@ class RequestHead:
         self.expect_continue = False
         self.upgrade: bytes | None = None
         self.forwarded = False  # carries an x-forwarded-* header
+        self.switching = False  # set by the owner: the connection changes protocol after it
 
 
 class H1Events(Protocol):
@@ -338,6 +340,7 @@ class HTTP1:
         "events",
         "keep_alive",
         "limits",
+        "unparsed",
     )
 
     backend = "base"
@@ -349,16 +352,13 @@ class HTTP1:
         self.keep_alive = True
         self._framing = _F_NONE
         self._remaining = 0
+        self.unparsed: bytes | None = None  # after a switch: the bytes for the next protocol
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def feed_eof(self) -> None:
         """The peer closed its side; a partial request is simply dropped."""
-
-    def take_unparsed(self) -> bytes:
-        """Bytes received after an upgrade request, for the next protocol."""
-        return b""
 
     # -- response side
 
