@@ -145,6 +145,17 @@ def accept_response(
 TEXT, BYTES, CLOSED, PONG = range(4)
 
 
+class _Framing(ServerProtocol):
+    """websockets' sans-I/O protocol, with one rule relaxed to match RFC 6455 5.4:
+    a close frame may arrive between the fragments of a message (the unfinished
+    message is dropped and the close answered normally, not with 1002)."""
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
 class WebSocketProtocol:
     """Frames and messages of one open WebSocket connection (server side)."""
 
@@ -152,7 +163,7 @@ class WebSocketProtocol:
 
     def __init__(self, handshake: Handshake | None, max_size: int | None) -> None:
         # max_size also bounds each frame's decompression (no deflate bombs)
-        self._proto = ServerProtocol(state=State.OPEN, max_size=max_size)
+        self._proto = _Framing(state=State.OPEN, max_size=max_size)
         if handshake is not None and handshake.deflate is not None:
             self._proto.extensions = [handshake.deflate]
         self.max_size = max_size

@@ -1,0 +1,3 @@
+"""WebSocket protocol conformance (Autobahn TestSuite cases run by kosoku)."""
+
+from __future__ import annotations
