@@ -89,3 +89,21 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     for _ in range(CHUNKS):
         await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accept a WebSocket and echo every message back."""
+    if scope["type"] != "websocket":
+        return await lifespan(scope, receive, send)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif kind == "websocket.receive":
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})
+        else:
+            return

@@ -45,6 +45,7 @@ class Scenario:
     body: bytes | None = None
     expected: bytes | None = None  # exact response body, when it is fixed
     lua: str | None = None
+    websocket: bool = False  # measured with bench/wsload.py instead of wrk
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -59,6 +60,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "stream": Scenario("bench.apps:stream", expected=b"x" * 16384),
     "fastapi": Scenario("bench.fastapi_app:app", path="/items/42"),
+    "websocket": Scenario("bench.apps:ws_echo", websocket=True),
 }
 
 SERVERS: dict[str, str] = {
@@ -123,6 +125,13 @@ def check_response(port: int, scenario: Scenario) -> str | None:
 
 
 def wrk(port: int, scenario: Scenario, seconds: int) -> str:
+    if scenario.websocket:  # 32 connections echoing small messages
+        cmd = ["taskset", "-c", CLIENT_CPU, sys.executable, str(BENCH / "wsload.py"), str(port)]
+        cmd += ["32", str(seconds)]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
+        return done.stdout + done.stderr
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"]
     if scenario.lua:
         cmd += ["-s", scenario.lua]
@@ -135,7 +144,7 @@ UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 def parse_wrk(out: str, result: Result) -> None:
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out) or re.search(r"RPS:\s*([\d.]+)", out)
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     result.rps = float(rps.group(1)) if rps else None
     result.p99_ms = float(p99.group(1)) * UNITS_MS[p99.group(2)] if p99 else None
@@ -171,7 +180,7 @@ def measure(server: str, scenario: str, log: Path, duration: int, warmup: int) -
         )
         try:
             if wait_port(port, proc):
-                problem = check_response(port, sc)
+                problem = None if sc.websocket else check_response(port, sc)
                 if problem:
                     result.problems.append(problem)
                 if warmup > 0:

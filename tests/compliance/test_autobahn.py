@@ -72,6 +72,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _isolate_kosoku_shims() -> Iterator[None]:
+    """kosoku puts a ``pkg_resources`` shim and its case packages on ``sys.path``;
+    take them off again so the rest of the test session imports the real ones."""
+    path = list(sys.path)
+    modules = set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        if name.split(".")[0] in ("pkg_resources", "autobahn", "autobahntestsuite"):
+            del sys.modules[name]
+
+
 @pytest.fixture(scope="module")
 def ws_server() -> Iterator[ServerProcess]:
     with ServerProcess(SERVER_CMD) as server:

@@ -68,6 +68,7 @@ class WebSocketSession:
     ) -> None:
         self.scope = scope
         self.sink = sink
+        self._write = sink.write
         self.handshake = handshake
         self.max_size = max_size
         self.max_queue = max(1, max_queue)
@@ -109,7 +110,7 @@ class WebSocketSession:
                 self._finish(code, reason)
         out = proto.data_to_send()
         if out:
-            self.sink.write(out)
+            self._write(out)
         if proto.wants_close:
             if not self._disconnect_queued:
                 self._finish(*proto.close_info())
@@ -161,12 +162,12 @@ class WebSocketSession:
             if kind == "websocket.send":
                 text = message.get("text")
                 if text is not None:
-                    self.sink.write(self.proto.send_text(text))
+                    self._write(self.proto.send_text(text))
                 else:
                     data = message.get("bytes")
                     if data is None:
                         raise RuntimeError("websocket.send needs 'text' or 'bytes'.")
-                    self.sink.write(self.proto.send_bytes(data))
+                    self._write(self.proto.send_bytes(data))
                 if self.sink.write_paused:
                     await self.sink.drain()
                 return

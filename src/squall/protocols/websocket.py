@@ -159,7 +159,7 @@ class _Framing(ServerProtocol):
 class WebSocketProtocol:
     """Frames and messages of one open WebSocket connection (server side)."""
 
-    __slots__ = ("_decoder", "_parts", "_proto", "_size", "_text", "max_size")
+    __slots__ = ("_decoder", "_parts", "_proto", "_text", "max_size")
 
     def __init__(self, handshake: Handshake | None, max_size: int | None) -> None:
         # max_size also bounds each frame's decompression (no deflate bombs)
@@ -167,8 +167,7 @@ class WebSocketProtocol:
         if handshake is not None and handshake.deflate is not None:
             self._proto.extensions = [handshake.deflate]
         self.max_size = max_size
-        self._parts: list[bytes] = []
-        self._size = 0
+        self._parts: list[Any] = []  # str pieces for text, bytes for binary
         self._text = False
         self._decoder: Any = None
 
@@ -179,21 +178,29 @@ class WebSocketProtocol:
         proto = self._proto
         proto.receive_data(data)
         out: list[tuple[int, Any]] = []
+        frame_event = self._frame
         for event in proto.events_received():
-            if isinstance(event, Frame):
-                self._frame(event, out)
-            if proto.state is State.CLOSED or (out and out[-1][0] == CLOSED):
-                break
+            if isinstance(event, Frame):  # (once open, a server only receives frames)
+                frame_event(event, out)
         if proto.state is State.CLOSED and not (out and out[-1][0] == CLOSED):
             out.append((CLOSED, self.close_info()))
         return out
 
     def _frame(self, frame: Frame, out: list[tuple[int, Any]]) -> None:
+        # (the size limit is enforced by the frame parser, on decompressed sizes)
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:  # a whole message in one frame: the common case
+                if opcode is Opcode.BINARY:
+                    out.append((BYTES, bytes(frame.data)))
+                    return
+                try:
+                    out.append((TEXT, bytes(frame.data).decode()))
+                except UnicodeDecodeError:
+                    self._proto.fail(CloseCode.INVALID_DATA, "Invalid UTF-8 in text message")
+                return
             self._text = opcode is Opcode.TEXT
             self._parts = []
-            self._size = 0
             self._decoder = codecs.getincrementaldecoder("utf-8")() if self._text else None
         elif opcode is not Opcode.CONT:
             if opcode is Opcode.CLOSE:
@@ -201,22 +208,22 @@ class WebSocketProtocol:
             elif opcode is Opcode.PONG:
                 out.append((PONG, bytes(frame.data)))
             return
-        data = frame.data
-        self._size += len(data)
-        if self.max_size is not None and self._size > self.max_size:
-            self._proto.fail(CloseCode.MESSAGE_TOO_BIG, "Message too big")
-            return
-        if self._decoder is not None:
-            try:
-                self._decoder.decode(data, final=frame.fin)
+        data = bytes(frame.data)
+        decoder = self._decoder
+        if decoder is not None:
+            try:  # fail fast: at the first invalid fragment, not at the end
+                self._parts.append(decoder.decode(data, final=frame.fin))
             except UnicodeDecodeError:
                 self._proto.fail(CloseCode.INVALID_DATA, "Invalid UTF-8 in text message")
                 return
-        self._parts.append(bytes(data))
+        else:
+            self._parts.append(data)
         if frame.fin:
-            message = b"".join(self._parts) if len(self._parts) != 1 else self._parts[0]
-            self._parts = []
-            out.append((TEXT, message.decode()) if self._text else (BYTES, message))
+            parts, self._parts = self._parts, []
+            if self._text:
+                out.append((TEXT, "".join(parts)))
+            else:
+                out.append((BYTES, b"".join(parts)))
 
     def close_info(self) -> tuple[int, str]:
         """The close code and reason as the app should see them."""
@@ -250,7 +257,10 @@ class WebSocketProtocol:
 
     def data_to_send(self) -> bytes:
         """Bytes to write; the end-of-stream marker (b"") is dropped: see ``wants_close``."""
-        return b"".join(d for d in self._proto.data_to_send() if d)
+        writes = self._proto.data_to_send()
+        if len(writes) == 1:
+            return writes[0]
+        return b"".join(writes)
 
     @property
     def open(self) -> bool:
