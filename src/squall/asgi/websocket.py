@@ -224,7 +224,7 @@ class WebSocketSession:
         self.sink.write(self.sink.accept_response(self.handshake, subprotocol, headers))
         self.status = 101
         self.state = OPEN
-        self.proto = WebSocketProtocol(self.handshake, self.max_size)
+        self.proto = WebSocketProtocol(self.handshake.deflate, self.max_size)
         if self.ping_interval:
             self._schedule(self.ping_interval, self._keepalive)
         if self._early:
