@@ -56,6 +56,15 @@ def _converter(f: dataclasses.Field[Any], meta: Option) -> Callable[[str], Any]:
     return str
 
 
+def _bool_value(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {raw!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="squall",
@@ -75,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         if meta.unavailable:
             help_text += " (not available yet)"
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
+        if kind == "bool" and meta.bool_value:
+            group.add_argument(flag, type=_bool_value, metavar="BOOL", **kwargs)
+            continue
         if kind == "bool":
             action = argparse.BooleanOptionalAction if meta.negatable else "store_const"
             if meta.negatable:
@@ -157,7 +169,9 @@ def reference_markdown() -> str:
         if not meta.cli:
             continue
         flag = flag_name(f, meta)
-        if _kind(f) == "bool" and meta.negatable:
+        if _kind(f) == "bool" and meta.bool_value:
+            flag = f"{flag} BOOL"
+        elif _kind(f) == "bool" and meta.negatable:
             flag = f"{flag} / --no-{flag[2:]}"
         elif meta.choices:
             flag = f"{flag} {{{','.join(meta.choices)}}}"

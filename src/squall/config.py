@@ -42,6 +42,7 @@ class Option:
     multiple: bool = False  # repeatable flag, list value
     negatable: bool = True  # booleans get --x/--no-x
     flag: str | None = None  # CLI flag if not derived from the field name
+    bool_value: bool = False  # a boolean given as a value (--x true), as Uvicorn does
     env: str | None = None  # extra legacy env var honoured as a default
     unavailable: str | None = None  # set while a later piece of work owns the option
     cli: bool = True
@@ -262,7 +263,10 @@ class Config:
         20.0, "Seconds to wait for a pong before closing with 1011.", "websocket"
     )
     ws_per_message_deflate: bool = option(
-        True, "WebSocket per-message-deflate compression.", "websocket"
+        True,
+        "WebSocket per-message-deflate compression (true or false).",
+        "websocket",
+        bool_value=True,
     )
     ssl_keyfile_password: str | None = option(
         None, "SSL keyfile password.", "tls", unavailable=NOT_YET

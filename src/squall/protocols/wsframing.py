@@ -314,7 +314,10 @@ class WebSocketProtocol:
 
     @staticmethod
     def _close_frame(code: int, reason: str) -> bytes:
-        payload = code.to_bytes(2, "big") + reason.encode()[:123]
+        raw = reason.encode()
+        if len(raw) > 123:  # a control frame's limit; cut on a character boundary
+            raw = raw[:123].decode("utf-8", "ignore").encode()
+        payload = code.to_bytes(2, "big") + raw
         return _frame_head(_CLOSE, len(payload)) + payload
 
     def data_to_send(self) -> bytes:
