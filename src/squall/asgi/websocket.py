@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 
 CLOSE_TIMEOUT = 10.0
+EARLY_LIMIT = 65536  # bytes held before the app accepts; reading pauses beyond
 CONNECTING, OPEN, CLOSING, RESPONSE, CLOSED = range(5)
 
 
@@ -78,7 +79,7 @@ class WebSocketSession:
         self.status = 0  # the HTTP status of the handshake answer, for the access log
         self.start_time = 0.0
         self.proto: WebSocketProtocol | None = None
-        self._early = b""  # bytes that came before the app accepted
+        self._early = bytearray()  # bytes that came before the app accepted
         self._queue: deque[Message] = deque([{"type": "websocket.connect"}])
         self._waiter: asyncio.Future[None] | None = None
         self._disconnect_queued = False
@@ -93,7 +94,11 @@ class WebSocketSession:
         proto = self.proto
         if proto is None:
             if self.state == CONNECTING:
+                # a client may not send frames before the 101; hold a little, then stop reading
                 self._early += data
+                if len(self._early) > EARLY_LIMIT and not self._reading_paused:
+                    self._reading_paused = True
+                    self.sink.pause_reading()
             return
         events = proto.feed(data)
         queue = self._queue
@@ -228,8 +233,11 @@ class WebSocketSession:
         if self.ping_interval:
             self._schedule(self.ping_interval, self._keepalive)
         if self._early:
-            early, self._early = self._early, b""
+            early, self._early = bytes(self._early), bytearray()
             self.feed(early)
+        if self._reading_paused and len(self._queue) <= self.max_queue // 2:
+            self._reading_paused = False
+            self.sink.resume_reading()
 
     def _deny(self, status: int, headers: Any, body: bytes | None, more: bool) -> None:
         self.status = status
