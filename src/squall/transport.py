@@ -232,13 +232,17 @@ class Connection(asyncio.Protocol):
         assert head is not None
         if self.server.shutting_down:
             head.keep_alive = False
-        data = self.proto.response_head(
+        start, framed = self.proto.response_start(
             status, headers, self.server.default_headers, head, body, more_body
         )
         if more_body:
-            self._buffer(data)
-        elif not self.closing:
-            self.transport.write(data)
+            self._buffer(start + framed)
+        elif self.closing:
+            pass
+        elif len(framed) < 16384:
+            self.transport.write(start + framed)  # head and body in one write
+        else:
+            self.transport.writelines((start, framed))  # large: no copy to join them
 
     def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None:
         data = self.proto.response_body(body, more_body)

@@ -371,7 +371,20 @@ class HTTP1:
         body: bytes | None,
         more_body: bool,
     ) -> bytes:
-        """Serialize a response head, plus ``body`` if given.
+        """The response head followed by the framed ``body``, as one bytes object."""
+        start, framed = self.response_start(status, headers, defaults, head, body, more_body)
+        return start + framed if framed else start
+
+    def response_start(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+        defaults: dict[int, bytes],
+        head: RequestHead,
+        body: bytes | None,
+        more_body: bool,
+    ) -> tuple[bytes, bytes]:
+        """Serialize a response head; return it and ``body`` framed (b"" if none).
 
         ``defaults`` comes from :func:`default_block`: the server's default
         header lines, less those the app replaces with its own (``server``,
@@ -437,12 +450,11 @@ class HTTP1:
         self.keep_alive = keep_alive
         self._framing = framing
         self._remaining = content_length
-        if body is not None:
-            if framing == _F_LENGTH and not more_body and len(body) == content_length:
-                parts.append(body)  # the common case, checked inline
-            else:
-                parts.append(self.response_body(body, more_body))
-        return b"".join(parts)
+        if body is None:
+            return b"".join(parts), b""
+        if framing == _F_LENGTH and not more_body and len(body) == content_length:
+            return b"".join(parts), body  # the common case, checked inline
+        return b"".join(parts), self.response_body(body, more_body)
 
     def response_body(self, data: bytes, more_body: bool) -> bytes:
         """Frame one body chunk; raise ResponseError if it breaks Content-Length."""
