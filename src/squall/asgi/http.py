@@ -89,7 +89,7 @@ class HTTPCycle:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.start_time = 0.0
-        self.task: asyncio.Task[None] | None = None  # set unless the app finished eagerly
+        self.task: asyncio.Task[None] | None = None
 
     # -- fed by the owner
 
