@@ -61,6 +61,9 @@ SCENARIOS: dict[str, Scenario] = {
     "stream": Scenario("bench.apps:stream", expected=b"x" * 16384),
     "fastapi": Scenario("bench.fastapi_app:app", path="/items/42"),
     "websocket": Scenario("bench.apps:ws_echo", websocket=True),
+    "pipeline": Scenario(
+        "bench.apps:plaintext", expected=b"Hello, world!", lua=str(BENCH / "pipeline.lua")
+    ),
 }
 
 SERVERS: dict[str, str] = {
