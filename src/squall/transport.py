@@ -232,6 +232,11 @@ class Connection(asyncio.Protocol):
             self._buffer(start + framed)
         elif self.closing:
             pass
+        elif self._pipeline:  # more requests queued: their answers can share one write
+            self._buffer(start + framed, schedule=False)
+        elif self._wbuf:
+            self._wbuf.append(start + framed)
+            self._flush()
         elif len(framed) < 16384:
             self.transport.write(start + framed)  # head and body in one write
         else:
@@ -241,6 +246,8 @@ class Connection(asyncio.Protocol):
         data = self.proto.response_body(body, more_body)
         if more_body:
             self._buffer(data)
+        elif self._pipeline:
+            self._buffer(data, schedule=False)
         elif self._wbuf:
             self._wbuf.append(data)
             self._flush()
@@ -278,6 +285,9 @@ class Connection(asyncio.Protocol):
         if self._pipeline:
             next_cycle, head, app = self._pipeline.popleft()
             self._start(next_cycle, head, app)
+            # runs after the next app's first step: if it did not answer at once, send
+            # what is held now rather than after it
+            self.loop.call_soon(self._flush_if_stalled, next_cycle)
             if not self._pipeline and self._refusal is None:
                 self._resume_reading()
         elif self._refusal is not None:
@@ -326,17 +336,22 @@ class Connection(asyncio.Protocol):
 
     # -- flow control, timers, closing
 
-    def _buffer(self, data: bytes) -> None:
-        """Hold a streamed chunk until the loop turns or 64 KiB are waiting."""
+    def _buffer(self, data: bytes, schedule: bool = True) -> None:
+        """Hold output until the loop turns (or, for a pipeline, until it stalls or
+        ends), or until 64 KiB are waiting."""
         if not data:
             return
         self._wbuf.append(data)
         self._wbuf_size += len(data)
         if self._wbuf_size >= 65536:
             self._flush()
-        elif not self._flush_scheduled:
+        elif schedule and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    def _flush_if_stalled(self, cycle: HTTPCycle) -> None:
+        if cycle.state != DONE:
+            self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
