@@ -208,12 +208,22 @@ class Config:
         "limits",
     )
 
-    # -- TLS (later work)
-    ssl_keyfile: str | None = option(
-        None, "SSL key file.", "tls", metavar="PATH", unavailable=NOT_YET
+    # -- TLS
+    ssl_keyfile: str | None = option(None, "SSL key file.", "tls", metavar="PATH")
+    ssl_certfile: str | None = option(None, "SSL certificate file.", "tls", metavar="PATH")
+    ssl_keyfile_password: str | None = option(None, "SSL keyfile password.", "tls")
+    ssl_version: int = option(
+        17, "SSL version to use (see stdlib ssl module's); TLS 1.2 is the minimum.", "tls"
     )
-    ssl_certfile: str | None = option(
-        None, "SSL certificate file.", "tls", metavar="PATH", unavailable=NOT_YET
+    ssl_cert_reqs: int = option(
+        0, "Whether a client certificate is required (0 none, 1 optional, 2 required).", "tls"
+    )
+    ssl_ca_certs: str | None = option(
+        None, "CA certificates file, to verify client certificates.", "tls", metavar="PATH"
+    )
+    ssl_ciphers: str | None = option(None, "Ciphers to use (OpenSSL syntax).", "tls")
+    timeout_tls_handshake: float = option(
+        10, "Close a connection whose TLS handshake takes longer than this.", "tls"
     )
 
     # -- accepted for Uvicorn compatibility; each refuses a non-default value until it works
@@ -268,19 +278,6 @@ class Config:
         "websocket",
         bool_value=True,
     )
-    ssl_keyfile_password: str | None = option(
-        None, "SSL keyfile password.", "tls", unavailable=NOT_YET
-    )
-    ssl_version: int = option(
-        17, "SSL version to use (see stdlib ssl module's).", "tls", unavailable=NOT_YET
-    )
-    ssl_cert_reqs: int = option(
-        0, "Whether client certificate is required.", "tls", unavailable=NOT_YET
-    )
-    ssl_ca_certs: str | None = option(
-        None, "CA certificates file.", "tls", metavar="PATH", unavailable=NOT_YET
-    )
-    ssl_ciphers: str = option("TLSv1", "Ciphers to use.", "tls", unavailable=NOT_YET)
 
     # -- programmatic only
     callback_notify: Callable[[], Any] | None = option(None, "", cli=False)
@@ -395,7 +392,11 @@ def _validate(cfg: Config) -> None:
         _check_min(name, getattr(cfg, name), 1)
     for name in ("limit_concurrency", "limit_max_requests", "h11_max_incomplete_event_size"):
         _check_min(name, getattr(cfg, name), 1)
-    for name in ("timeout_keep_alive", "timeout_graceful_shutdown"):
+    if cfg.ssl_keyfile and not cfg.ssl_certfile:
+        raise ConfigError("--ssl-keyfile: needs --ssl-certfile too")
+    if cfg.ssl_cert_reqs not in (0, 1, 2):
+        raise ConfigError(f"--ssl-cert-reqs: must be 0, 1 or 2, got {cfg.ssl_cert_reqs}")
+    for name in ("timeout_keep_alive", "timeout_graceful_shutdown", "timeout_tls_handshake"):
         _check_min(name, getattr(cfg, name), 0)
     _set(cfg, "headers", [_parse_header(h) for h in cfg.headers])
     if cfg.root_path and not cfg.root_path.startswith("/"):

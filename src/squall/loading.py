@@ -12,6 +12,7 @@ import importlib
 import inspect
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -171,3 +172,36 @@ def _load_env_plain(path: str) -> None:
             key, _, value = line.removeprefix("export ").partition("=")
             value = value.strip().strip("'\"")
             os.environ.setdefault(key.strip(), value)
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server's SSLContext from the ``ssl_*`` options (None without a certificate)."""
+    if not config.ssl_certfile:
+        return None
+    for flag, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
+    ):
+        if path and not os.path.isfile(path):
+            raise LoadError(f"{flag}: {path!r} does not exist")
+    try:
+        context = ssl.SSLContext(config.ssl_version)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(
+            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
+        )
+        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ca_certs:
+            context.load_verify_locations(config.ssl_ca_certs)
+        if config.ssl_ciphers:
+            context.set_ciphers(config.ssl_ciphers)
+        context.set_alpn_protocols(["http/1.1"])
+    except ssl.SSLError as exc:
+        raise LoadError(
+            f"TLS: cannot load the certificate or key ({exc.reason or exc}); "
+            "check --ssl-certfile, --ssl-keyfile and --ssl-keyfile-password"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"TLS: {exc}") from None
+    return context

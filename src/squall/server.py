@@ -17,9 +17,11 @@ import os
 import platform
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Generator
 from types import FrameType
+from typing import Any
 
 from squall import __version__
 from squall.asgi.lifespan import Lifespan
@@ -32,6 +34,7 @@ from squall.loading import (
     load_env_file,
     loop_factory,
     loop_name,
+    ssl_context,
 )
 from squall.logs import configure_logging
 from squall.sockets import bind_unix, describe, from_fd
@@ -57,6 +60,7 @@ class Server:
         self.lifespan: Lifespan | None = None
         self.last_notified = 0.0
         self._captured: list[int] = []
+        self._ssl: ssl.SSLContext | None = None
 
     # -- entry points
 
@@ -89,6 +93,7 @@ class Server:
                 load_env_file(config.env_file)
             app = load_app(config)
             backend = http_backend(config)
+            self._ssl = ssl_context(config)
         except LoadError as exc:
             logger.error("%s", exc)
             raise SystemExit(STARTUP_FAILURE) from None
@@ -135,12 +140,12 @@ class Server:
             if listen:
                 for sock in listen:
                     self.servers.append(
-                        await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                        await loop.create_server(factory, sock=sock, **self._server_options())
                     )
             else:
                 self.servers.append(
                     await loop.create_server(
-                        factory, host=config.host, port=config.port, backlog=config.backlog
+                        factory, host=config.host, port=config.port, **self._server_options()
                     )
                 )
         except OSError as exc:
@@ -157,8 +162,18 @@ class Server:
         )
         for srv in self.servers:
             for sock in getattr(srv, "sockets", ()):
-                logger.info("Squall running on %s (Press CTRL+C to quit)", describe(sock, config))
+                scheme = "https" if self._ssl is not None else "http"
+                logger.info(
+                    "Squall running on %s (Press CTRL+C to quit)", describe(sock, config, scheme)
+                )
         self.started = True
+
+    def _server_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"backlog": self.config.backlog}
+        if self._ssl is not None:
+            options["ssl"] = self._ssl
+            options["ssl_handshake_timeout"] = self.config.timeout_tls_handshake
+        return options
 
     async def main_loop(self) -> None:
         counter = 0

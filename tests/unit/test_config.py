@@ -240,8 +240,6 @@ def test_root_path_trailing_slash_stripped() -> None:
     [
         ({"http2": True}, "--http2"),
         ({"reload": True}, "--reload"),
-        ({"ssl_keyfile": "key.pem"}, "--ssl-keyfile"),
-        ({"ssl_certfile": "cert.pem"}, "--ssl-certfile"),
         ({"workers": 2}, "--workers"),
         ({"workers": 8}, "--workers"),
     ],
@@ -357,3 +355,11 @@ def test_latin1_header_value_accepted() -> None:
 
 def test_header_value_not_latin1_is_config_error() -> None:
     assert config_error(headers=["X-Euro: €"]).startswith("--header")
+
+
+def test_ssl_keyfile_without_certfile_is_config_error() -> None:
+    assert config_error(ssl_keyfile="key.pem") == "--ssl-keyfile: needs --ssl-certfile too"
+
+
+def test_ssl_cert_reqs_range() -> None:
+    assert config_error(ssl_certfile="c.pem", ssl_cert_reqs=3).startswith("--ssl-cert-reqs")
