@@ -20,7 +20,8 @@ def refused(port: int) -> bool:
     """True once the listening socket is gone."""
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=1)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # (a reset: the listener closed while this connection waited in its backlog)
         return True
     sock.close()
     return False
