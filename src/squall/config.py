@@ -15,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from squall.logs import LOGGING_CONFIG
 
@@ -288,10 +288,6 @@ class Config:
 
     # -- derived values
     @property
-    def effective_workers(self) -> int:
-        return self.workers or 1
-
-    @property
     def trusted_proxies(self) -> list[str]:
         raw = self.forwarded_allow_ips
         if isinstance(raw, str):
@@ -425,6 +421,3 @@ def _parse_header(item: Any) -> tuple[str, str]:
     if not valid_header_value(raw_value):
         raise ConfigError(f"--header: invalid header value for {name!r}")
     return name.lower(), value
-
-
-LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]

@@ -126,11 +126,6 @@ def test_replace_validates() -> None:
         cfg.replace(port=-1)
 
 
-def test_effective_workers() -> None:
-    assert Config("app:app").effective_workers == 1
-    assert Config("app:app", workers=1).effective_workers == 1
-
-
 # -- bad values name their flag -------------------------------------------------------------
 
 

@@ -78,12 +78,7 @@ def http_scope(
             raw_path, query = target[:index], target[index + 1 :]
     else:
         raw_path, query = split_target(target)
-    try:
-        path = raw_path.decode("ascii")
-    except UnicodeDecodeError:
-        raise ParseError(400, "Invalid characters in request target") from None
-    if "%" in path:
-        path = unquote(path)
+    path = decode_path(raw_path)
     if root_path:
         path = root_path + path
         raw_path = root_path.encode() + raw_path
