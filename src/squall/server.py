@@ -18,6 +18,7 @@ import platform
 import signal
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Generator
 from types import FrameType
@@ -86,7 +87,19 @@ class Server:
 
     async def _serve(self, sockets: list[socket.socket] | None) -> None:
         config = self.config
-        configure_logging(config.log_config, config.log_level, config.access_log, config.use_colors)
+        try:
+            configure_logging(
+                config.log_config, config.log_level, config.access_log, config.use_colors
+            )
+        except ImportError:
+            print(
+                "squall: error: --log-config: YAML files need PyYAML (pip install pyyaml)",
+                file=sys.stderr,
+            )
+            raise SystemExit(STARTUP_FAILURE) from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            print(f"squall: error: --log-config: {exc}", file=sys.stderr)
+            raise SystemExit(STARTUP_FAILURE) from None
         loop = asyncio.get_running_loop()
         try:
             if config.env_file:

@@ -213,3 +213,19 @@ def test_hanging_startup_obeys_sigint(app_dir: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(15) == 3
     assert "Interrupted during application startup." in proc.stdout.read()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{bad", "--log-config: Expecting property name"),
+        ('{"version": 1, "handlers": {"x": {"class": "nope.Handler"}}}', "--log-config: Unable"),
+    ],
+)
+def test_bad_log_config_is_one_line_and_exit_3(app_dir: Path, content: str, expected: str) -> None:
+    (app_dir / "log.json").write_text(content)
+    out = run_squall("hello:app", "--port", "0", "--log-config", "log.json", cwd=app_dir)
+    assert out.returncode == 3
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"squall: error: {expected}")
