@@ -148,9 +148,6 @@ class H11HTTP1(HTTP1):
 
     def _end_request(self) -> None:
         head = self.builder.head
-        upgrading = head.upgrade is not None or head.method == "CONNECT"
-        if upgrading and (head.content_length or head.chunked or head.method == "CONNECT"):
-            head.keep_alive = False
         if not head.keep_alive or head.switching:
             self._closed = True
         self.events.on_request_end()

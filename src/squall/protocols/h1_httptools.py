@@ -111,14 +111,11 @@ class HttptoolsHTTP1(HTTP1):
             # Read the skipped body through a synthetic head, then end there.
             self._defer_end = False
             self._body_only = True
-            head.keep_alive = False
             if head.chunked:
                 self._parser.feed_data(_BODY_ONLY_CHUNKED)
             else:
                 self._parser.feed_data(_BODY_ONLY_CL % head.content_length)
             return rest
-        if head.method == "CONNECT":
-            head.keep_alive = False
         if not head.keep_alive:
             self._closed = True
             return b""

@@ -290,6 +290,12 @@ class HeadBuilder:
             head.expect_continue = version == "1.1"
         if self._upgrade is not None and b"upgrade" in tokens:
             head.upgrade = self._upgrade.strip().lower()
+        if method == "CONNECT" or (
+            head.upgrade is not None and (head.chunked or head.content_length)
+        ):
+            # what follows is a tunnel, or the body of an upgrade request (which llhttp
+            # leaves unparsed): answer this request, then close
+            head.keep_alive = False
         return head
 
 
