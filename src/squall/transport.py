@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 DRAIN_LIMIT = 65536  # unread request body dropped to keep a connection; beyond it, close
 
 
@@ -256,7 +255,7 @@ class Connection(asyncio.Protocol):
 
     def send_continue(self, cycle: HTTPCycle) -> None:
         if not self.closing:
-            self.transport.write(_CONTINUE)
+            self.transport.write(self.proto.informational(100, []))
 
     def response_complete(self, cycle: HTTPCycle) -> None:
         server = self.server
