@@ -77,7 +77,11 @@ class Config:
     loop: str = option("auto", "Event loop implementation.", "impl", choices=LOOP_CHOICES)
     http: str = option("auto", "HTTP/1.1 parser implementation.", "impl", choices=HTTP_CHOICES)
     ws: str = option("auto", "WebSocket implementation.", "impl", choices=WS_CHOICES)
-    http2: bool = option(False, "Serve HTTP/2.", "impl", unavailable=NOT_YET)
+    http2: bool = option(
+        True,
+        "Serve HTTP/2: ALPN h2 over TLS; prior knowledge and Upgrade: h2c on cleartext.",
+        "impl",
+    )
     interface: str = option(
         "auto",
         "Select ASGI3 or ASGI2 as the application interface.",
@@ -188,6 +192,26 @@ class Config:
     limit_request_header_size: int = option(
         65536,
         "Largest header section in bytes; larger gets 431.",
+        "limits",
+    )
+    h2_max_concurrent_streams: int = option(
+        100,
+        "HTTP/2: most streams a client may have open at once (more are refused).",
+        "limits",
+    )
+    h2_max_header_list_size: int = option(
+        65536,
+        "HTTP/2: largest decoded header list in bytes (RFC 9113 counting); larger gets 431.",
+        "limits",
+    )
+    h2_initial_window_size: int = option(
+        1048576,
+        "HTTP/2: flow-control window, per stream and per connection, for request bodies.",
+        "limits",
+    )
+    h2_max_continuation_frames: int = option(
+        32,
+        "HTTP/2: most CONTINUATION frames in one header block (more is ENHANCE_YOUR_CALM).",
         "limits",
     )
     timeout_keep_alive: float = option(
@@ -388,6 +412,14 @@ def _validate(cfg: Config) -> None:
         _check_min(name, getattr(cfg, name), 1)
     for name in ("limit_concurrency", "limit_max_requests", "h11_max_incomplete_event_size"):
         _check_min(name, getattr(cfg, name), 1)
+    for name in ("h2_max_concurrent_streams", "h2_max_header_list_size"):
+        _check_min(name, getattr(cfg, name), 1)
+    _check_min("h2_max_continuation_frames", cfg.h2_max_continuation_frames, 0)
+    if not 65535 <= cfg.h2_initial_window_size <= 2**31 - 1:
+        raise ConfigError(
+            "--h2-initial-window-size: must be between 65535 and 2147483647, "
+            f"got {cfg.h2_initial_window_size}"
+        )
     if cfg.ssl_keyfile and not cfg.ssl_certfile:
         raise ConfigError("--ssl-keyfile: needs --ssl-certfile too")
     if cfg.ssl_cert_reqs not in (0, 1, 2):

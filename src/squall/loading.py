@@ -196,7 +196,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
             context.load_verify_locations(config.ssl_ca_certs)
         if config.ssl_ciphers:
             context.set_ciphers(config.ssl_ciphers)
-        context.set_alpn_protocols(["http/1.1"])
+        context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     except ssl.SSLError as exc:
         raise LoadError(
             f"TLS: cannot load the certificate or key ({exc.reason or exc}); "

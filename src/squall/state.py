@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,9 @@ from urllib.parse import quote
 
 from squall.asgi.scope import ConnInfo
 from squall.middleware.proxy_headers import TrustedHosts
+from squall.protocols.h2fields import default_fields
 from squall.protocols.http1 import Limits, default_block
+from squall.protocols.http2 import H2Limits
 
 if TYPE_CHECKING:
     from squall.asgi.http import HTTPCycle
@@ -76,6 +79,28 @@ class ServerState:
         self._server_line = server_line
         self._extra_lines = extra
         self.default_headers: dict[int, bytes] = {}
+        # the same defaults for HTTP/2, HPACK-encoded
+        self.http2 = config.http2
+        self.h2_limits = H2Limits(
+            max_concurrent_streams=config.h2_max_concurrent_streams,
+            max_header_list_size=config.h2_max_header_list_size,
+            initial_window=config.h2_initial_window_size,
+            max_continuation=config.h2_max_continuation_frames,
+            header_fields=config.limit_request_fields,
+            connect_protocol=self.websockets,
+        )
+        if server_value is not None:
+            self._h2_server: bytes | None = server_value.encode("latin-1")
+        else:
+            self._h2_server = b"squall" if config.server_header else None
+        self._h2_extra = [
+            (n.encode("latin-1"), v.encode("latin-1"))
+            for n, v in config.headers
+            if n not in ("server", "date")
+        ]
+        self.h2_defaults: dict[int, bytes] = {}
+        self._tls_server_cert: str | None = None
+        self._cipher_ids: dict[str, int] = {}
         self.update_date()
 
     # -- per second
@@ -83,10 +108,13 @@ class ServerState:
     def update_date(self) -> None:
         """Refresh the ``date`` default header; the main loop calls this every second."""
         date = b""
+        value = None
         if self.config.date_header:
-            date = b"date: " + formatdate(time.time(), usegmt=True).encode() + b"\r\n"
+            value = formatdate(time.time(), usegmt=True).encode()
+            date = b"date: " + value + b"\r\n"
         # updated in place: connections hold a reference to this dict
         self.default_headers.update(default_block(self._server_line, date, self._extra_lines))
+        self.h2_defaults.update(default_fields(self._h2_server, value, self._h2_extra))
 
     # -- per connection
 
@@ -118,7 +146,36 @@ class ServerState:
             trusted = self.trusted_hosts.always
         else:
             trusted = client[0] in self.trusted_hosts
-        return ConnInfo(client, server, scheme, trusted)
+        if scheme == "http":
+            return ConnInfo(client, server, scheme, trusted)
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        return ConnInfo(client, server, scheme, trusted, alpn, self._tls_info(ssl_object))
+
+    def _tls_info(self, ssl_object: ssl.SSLObject | None) -> dict[str, Any] | None:
+        """The ASGI ``tls`` extension for a TLS connection."""
+        if ssl_object is None:
+            return None
+        if self._tls_server_cert is None:
+            self._tls_server_cert = _first_pem(self.config.ssl_certfile)
+            self._cipher_ids = {
+                c["name"]: c["id"] & 0xFFFF for c in ssl_object.context.get_ciphers()
+            }
+        chain: list[str] = []
+        name = None
+        der = ssl_object.getpeercert(binary_form=True)
+        if der:
+            chain.append(ssl.DER_cert_to_PEM_cert(der))
+            name = _rfc4514(ssl_object.getpeercert() or {})
+        cipher = ssl_object.cipher()
+        return {
+            "server_cert": self._tls_server_cert or None,
+            "client_cert_chain": chain,
+            "client_cert_name": name,
+            "client_cert_error": None,
+            "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+            "cipher_suite": self._cipher_ids.get(cipher[0]) if cipher else None,
+        }
 
     # -- per request
 
@@ -159,3 +216,56 @@ class ServerState:
             cycle.status,
             extra={"duration": now - cycle.start_time if cycle.start_time else 0.0},
         )
+
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_RDN_KEYS = {
+    "commonName": "CN",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _first_pem(path: str | None) -> str:
+    """The first certificate of a PEM file ("" if there is none)."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    end_marker = "-----END CERTIFICATE-----"
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find(end_marker, start)
+    if start < 0 or end < 0:
+        return ""
+    return text[start : end + len(end_marker)] + "\n"
+
+
+def _escape_rdn(value: str) -> str:
+    escaped = "".join("\\" + ch if ch in ',+"\\<>;' else ch for ch in value)
+    if escaped[:1] in ("#", " "):
+        escaped = "\\" + escaped
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def _rfc4514(cert: Any) -> str | None:
+    """A certificate's subject as an RFC 4514 string (most specific RDN first)."""
+    subject = cert.get("subject")
+    if not subject:
+        return None
+    rdns = []
+    for rdn in reversed(subject):
+        rdns.append(
+            "+".join(f"{_RDN_KEYS.get(key, key)}={_escape_rdn(value)}" for key, value in rdn)
+        )
+    return ",".join(rdns)

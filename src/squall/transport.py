@@ -14,12 +14,15 @@ is closed or closing).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
 from squall.asgi.scope import ConnInfo, http_scope
+from squall.h2session import H2Session
 from squall.middleware.proxy_headers import apply_proxy_headers
 from squall.protocols.http1 import ParseError, RequestHead, error_response
 from squall.upgrade import start_websocket
@@ -42,6 +45,7 @@ class Connection(asyncio.Protocol):
         "_drained",
         "_draining",
         "_flush_scheduled",
+        "_fresh",
         "_pipeline",
         "_read_paused",
         "_refusal",
@@ -50,6 +54,7 @@ class Connection(asyncio.Protocol):
         "_wbuf_size",
         "closing",
         "cycle",
+        "h2",
         "head",
         "info",
         "loop",
@@ -57,6 +62,7 @@ class Connection(asyncio.Protocol):
         "proto",
         "server",
         "transport",
+        "upgrading",
         "write_paused",
         "ws",
     )
@@ -85,6 +91,9 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.closing = False
         self.ws: WebSocketSession | None = None  # after a WebSocket upgrade
+        self.h2: H2Session | None = None  # serving HTTP/2
+        self.upgrading = False  # h2c: the upgrade request's body is still read as HTTP/1.1
+        self._fresh = True  # nothing received yet: an HTTP/2 preface may come
 
     # -- asyncio.Protocol
 
@@ -95,6 +104,8 @@ class Connection(asyncio.Protocol):
         if logger.isEnabledFor(5):
             logger.log(5, "%s - HTTP connection made", self.info.client_label)
         self._arm(self.server.config.timeout_keep_alive)
+        if self.info.alpn == "h2":
+            self._start_h2()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -105,6 +116,8 @@ class Connection(asyncio.Protocol):
             cycle.disconnect()
         if self.ws is not None:
             self.ws.connection_lost()
+        if self.h2 is not None:
+            self.h2.connection_lost()
         self._pipeline.clear()
         self._deadline = None
         if self._timer is not None:
@@ -116,10 +129,26 @@ class Connection(asyncio.Protocol):
         if self.ws is not None:
             self.ws.feed(data)
             return
+        if self.h2 is not None and not self.upgrading:
+            self.h2.feed(data)
+            return
+        if self._fresh:
+            self._fresh = False
+            if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
+                self._start_h2()
+                assert self.h2 is not None
+                self.h2.feed(data)
+                return
         try:
             self.proto.feed(data)
-            if self.ws is not None and self.proto.unparsed:
-                self.ws.feed(self.proto.unparsed)
+            unparsed = self.proto.unparsed
+            if unparsed is not None:  # switched: the rest is for the new protocol
+                if self.ws is not None:
+                    if unparsed:
+                        self.ws.feed(unparsed)
+                elif self.h2 is not None:
+                    self.upgrading = False
+                    self.h2.feed(unparsed)
         except ParseError as exc:
             self._refuse(exc.status, exc.reason)
         except Exception:
@@ -152,6 +181,8 @@ class Connection(asyncio.Protocol):
                 return
             app = server.refusal(400, "A WebSocket upgrade cannot be pipelined.")
             head.keep_alive = False
+        elif head.upgrade == b"h2c" and server.http2 and self._h2c_upgrade(head):
+            return
         elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
@@ -184,11 +215,54 @@ class Connection(asyncio.Protocol):
 
     def on_request_end(self) -> None:
         cycle = self.parsing
+        if self.upgrading:
+            self.parsing = None
+            if cycle is not None:
+                cycle.end_body()
+            return
         if cycle is not None:
             cycle.end_body()
             if cycle is self._draining:
                 self._draining = None
                 self._next()
+
+    # -- HTTP/2
+
+    def _start_h2(self) -> None:
+        self.h2 = H2Session(self)
+        self.h2.schedule_flush()  # the server preface
+
+    def _h2c_upgrade(self, head: RequestHead) -> bool:
+        """Switch to HTTP/2 for ``Upgrade: h2c`` (RFC 7540 3.2); False to stay HTTP/1.1."""
+        if self.cycle is not None or self.info.scheme == "https" or head.method == "CONNECT":
+            return False
+        settings = [v for n, v in head.headers if n == b"http2-settings"]
+        if len(settings) != 1:
+            return False
+        try:
+            payload = base64.urlsafe_b64decode(settings[0] + b"=" * (-len(settings[0]) % 4))
+        except (ValueError, binascii.Error):
+            return False
+        head.switching = True
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
+        self._start_h2()
+        assert self.h2 is not None
+        try:
+            cycle = self.h2.upgrade(head, payload)
+        except Exception:  # bad HTTP2-Settings: the preface was sent, so end as HTTP/2
+            self.h2.proto.fail(1, "Invalid HTTP2-Settings")
+            self.h2.schedule_flush()
+            return True
+        self.upgrading = True
+        self.parsing = cycle  # the request body still comes as HTTP/1.1
+        self._deadline = None
+        return True
+
+    def h2_idle(self) -> None:
+        """The HTTP/2 connection has no streams left: the keep-alive deadline runs."""
+        self._arm(self.server.config.timeout_keep_alive)
 
     # -- running cycles
 
@@ -313,6 +387,9 @@ class Connection(asyncio.Protocol):
     def pause_reading(self) -> None:
         self._pause_reading()
 
+    def consumed(self, size: int) -> None:
+        pass
+
     def resume_reading(self) -> None:
         if not self._pipeline:
             self._resume_reading()
@@ -393,7 +470,10 @@ class Connection(asyncio.Protocol):
         if deadline is None or self.closing:
             return
         if self.loop.time() >= deadline:
-            if self.cycle is None:
+            if self.h2 is not None:
+                if not self.h2.streams:
+                    self.h2.idle_timeout()
+            elif self.cycle is None:
                 if logger.isEnabledFor(5):
                     logger.log(5, "%s - keep-alive timeout", self.info.client_label)
                 self._close()
@@ -439,6 +519,8 @@ class Connection(asyncio.Protocol):
         """Graceful shutdown: close when idle, else after the current response."""
         if self.ws is not None:
             self.ws.shutdown()
+        elif self.h2 is not None:
+            self.h2.shutdown()
         elif self.cycle is None and not self._pipeline:
             self._close()
         elif self.head is not None:

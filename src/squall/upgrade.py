@@ -85,19 +85,22 @@ class H1WebSocketSink:
     async def drain(self) -> None:
         await self.conn.drain()
 
-    def accept_response(
+    def send_accept(
         self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
-    ) -> bytes:
-        return accept_response(handshake, subprotocol, headers, self.conn.server.default_headers[0])
+    ) -> None:
+        defaults = self.conn.server.default_headers[0]
+        self.write(accept_response(handshake, subprotocol, headers, defaults))
 
-    def http_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> bytes:
+    def send_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> None:
         conn = self.conn
-        return conn.proto.response_head(
-            status, headers, conn.server.default_headers, self.head, body, more_body
+        self.write(
+            conn.proto.response_head(
+                status, headers, conn.server.default_headers, self.head, body, more_body
+            )
         )
 
-    def http_body(self, body: bytes, more_body: bool) -> bytes:
-        return self.conn.proto.response_body(body, more_body)
+    def send_response_body(self, body: bytes, more_body: bool) -> None:
+        self.write(self.conn.proto.response_body(body, more_body))
 
     def session_done(self, session: WebSocketSession) -> None:
         server = self.conn.server

@@ -92,7 +92,6 @@ def test_bad_option_value_is_one_line(app_dir: Path) -> None:
     [
         (["--workers", "2"], "--workers"),
         (["--reload"], "--reload"),
-        (["--http2"], "--http2"),
     ],
 )
 def test_later_options_refuse_with_one_line(app_dir: Path, args: list[str], flag: str) -> None:

@@ -654,8 +654,8 @@ def test_websocket_upgrade_with_ws_none_is_plain_http(serve, http_impl):
     assert called == ["http"]
 
 
-def test_h2c_upgrade_served_as_http11(serve, http_impl):
-    srv = serve(echo, http=http_impl)
+def test_h2c_upgrade_served_as_http11_when_http2_is_off(serve, http_impl):
+    srv = serve(echo, http=http_impl, http2=False)
     c = srv.client()
     c.send(
         request(

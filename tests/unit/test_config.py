@@ -46,7 +46,6 @@ UVICORN_DEFAULTS = {
     "loop": "auto",
     "http": "auto",
     "ws": "auto",
-    "http2": False,
     "lifespan": "auto",
     "env_file": None,
     "log_level": None,
@@ -233,7 +232,6 @@ def test_root_path_trailing_slash_stripped() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "flag"),
     [
-        ({"http2": True}, "--http2"),
         ({"reload": True}, "--reload"),
         ({"workers": 2}, "--workers"),
         ({"workers": 8}, "--workers"),
@@ -246,7 +244,7 @@ def test_unavailable_options_raise_one_line(kwargs: dict[str, object], flag: str
 
 
 def test_unavailable_options_at_defaults_are_fine() -> None:
-    cfg = Config("app:app", http2=False, reload=False, ssl_keyfile=None, workers=1)
+    cfg = Config("app:app", reload=False, ssl_keyfile=None, workers=1)
     assert cfg.workers == 1
 
 

@@ -26,6 +26,7 @@ class FakeSink:
     """Records every call the cycle makes on its connection."""
 
     def __init__(self) -> None:
+        self.consumed_bytes = 0
         self.calls: list[tuple[Any, ...]] = []
         self.write_paused = False
         self.drained = 0
@@ -53,6 +54,9 @@ class FakeSink:
 
     def resume_reading(self) -> None:
         self.calls.append(("resume",))
+
+    def consumed(self, size: int) -> None:
+        self.consumed_bytes += size
 
     async def drain(self) -> None:
         self.drained += 1

@@ -39,7 +39,8 @@ _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 class ResponseSink(Protocol):
     """What a cycle needs from its connection or stream."""
 
-    write_paused: bool
+    @property
+    def write_paused(self) -> bool: ...
 
     def start_response(
         self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
@@ -50,6 +51,7 @@ class ResponseSink(Protocol):
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
+    def consumed(self, size: int) -> None: ...
     async def drain(self) -> None: ...
 
 
@@ -140,6 +142,8 @@ class HTTPCycle:
                     chunks.clear()
                 if self._buffered > HIGH_WATER:
                     self.sink.resume_reading()
+                if body:
+                    self.sink.consumed(len(body))
                 self._buffered = 0
                 more = not self.body_complete
                 if not more:

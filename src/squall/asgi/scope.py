@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class ConnInfo:
     """What a connection knows about its two ends, shared by its requests."""
 
-    __slots__ = ("client", "client_label", "scheme", "server", "trusted")
+    __slots__ = ("alpn", "client", "client_label", "scheme", "server", "tls", "trusted")
 
     def __init__(
         self,
@@ -22,12 +22,16 @@ class ConnInfo:
         server: tuple[str, int | None] | None,
         scheme: str,
         trusted: bool,
+        alpn: str | None = None,
+        tls: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.scheme = scheme
         self.trusted = trusted
         self.client_label = format_address(client)
+        self.alpn = alpn  # the protocol TLS negotiated
+        self.tls = tls  # the ASGI "tls" extension, for TLS connections
 
 
 def format_address(addr: tuple[str, int] | None) -> str:

@@ -1,9 +1,10 @@
 """The ASGI WebSocket session (spec 2.4), shared by every way a WebSocket starts.
 
-The owner (the HTTP/1.1 connection after an Upgrade request, later an HTTP/2
-stream) implements :class:`WebSocketSink` and feeds the session the bytes
-that follow the handshake. The session turns the app's messages into the
-101 response, a denial response (``websocket.http.response``), or frames.
+The owner (the HTTP/1.1 connection after an Upgrade request, or an HTTP/2
+stream after an extended CONNECT, RFC 8441) implements :class:`WebSocketSink`
+and feeds the session the bytes that follow the handshake. The session turns
+the app's messages into the handshake answer (101, or 200 on HTTP/2), a denial
+response (``websocket.http.response``), or frames.
 
 States: *connecting* (the app has not answered the handshake), *open*,
 *closing* (a close frame was sent; the peer's is awaited, at most
@@ -47,11 +48,11 @@ class WebSocketSink(Protocol):
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     async def drain(self) -> None: ...
-    def accept_response(
+    def send_accept(
         self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
-    ) -> bytes: ...
-    def http_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> bytes: ...
-    def http_body(self, body: bytes, more_body: bool) -> bytes: ...
+    ) -> None: ...
+    def send_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> None: ...
+    def send_response_body(self, body: bytes, more_body: bool) -> None: ...
     def session_done(self, session: WebSocketSession) -> None: ...
 
 
@@ -140,7 +141,7 @@ class WebSocketSession:
             self._close(1012, "Server is shutting down")
         elif self.state == CONNECTING:
             self.status = 503
-            self.sink.write(self.sink.http_response(503, [], b"Service Unavailable", False))
+            self.sink.send_response(503, [], b"Service Unavailable", False)
             self.state = CLOSED
             self.sink.close()
 
@@ -193,7 +194,7 @@ class WebSocketSession:
         elif state == RESPONSE:
             if kind == "websocket.http.response.body":
                 more = message.get("more_body", False)
-                self.sink.write(self.sink.http_body(message.get("body", b""), more))
+                self.sink.send_response_body(message.get("body", b""), more)
                 if not more:
                     self.state = CLOSED
                     self.sink.close()
@@ -226,7 +227,7 @@ class WebSocketSession:
                 raise ResponseError(f"Invalid header in websocket.accept: {name!r}")
         if subprotocol is not None and subprotocol not in self.handshake.subprotocols:
             raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client.")
-        self.sink.write(self.sink.accept_response(self.handshake, subprotocol, headers))
+        self.sink.send_accept(self.handshake, subprotocol, headers)
         self.status = 101
         self.state = OPEN
         self.proto = WebSocketProtocol(self.handshake.deflate, self.max_size)
@@ -243,10 +244,10 @@ class WebSocketSession:
         self.status = status
         if body is None:  # a denial response whose body follows
             self.state = RESPONSE
-            self.sink.write(self.sink.http_response(status, headers, b"", True))
+            self.sink.send_response(status, headers, b"", True)
             return
         self.state = CLOSED
-        self.sink.write(self.sink.http_response(status, headers, body, more))
+        self.sink.send_response(status, headers, body, more)
         self.sink.close()
         self._finish(1006, "")
 

@@ -18,7 +18,6 @@ import re
 
 import h11
 
-from squall.protocols.chunked import ChunkedDecoder
 from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError, transfer_coding_status
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
@@ -43,7 +42,7 @@ def framing_conflict(head: bytes) -> int:
 
 
 class H11HTTP1(HTTP1):
-    __slots__ = ("_body", "_body_left", "_closed", "_head", "_max_event")
+    __slots__ = ("_closed", "_head", "_max_event")
 
     backend = "h11"
 
@@ -56,29 +55,17 @@ class H11HTTP1(HTTP1):
         )
         self._closed = False
         self._head = bytearray()  # the next request head so far, while it is incomplete
-        self._body: ChunkedDecoder | None = None  # reading a chunked body
-        self._body_left = 0  # bytes left of a Content-Length body
 
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one feed may hold thousands of pipelined requests.
         while data and not self._closed:
-            if self._body is not None:
-                data = self._body.feed(data)
-                if self._body.done:
-                    self._body = None
-                    self._end_request()
-            elif self._body_left:
-                take = data[: self._body_left]
-                self._body_left -= len(take)
-                data = data[len(take) :]
-                self.events.on_body(take)
-                if not self._body_left:
-                    self._end_request()
+            if self._body is not None or self._body_left:
+                data = self._read_body(data)
             else:
                 data = self._scan_head(data)
-                if self.builder.head.switching and self._closed:
-                    self.unparsed = data  # the owner takes the connection over
-                    return
+            if self._closed and self.builder.head.switching:
+                self.unparsed = data  # the owner takes the connection over
+                return
 
     def feed_eof(self) -> None:
         self._closed = True
@@ -139,11 +126,7 @@ class H11HTTP1(HTTP1):
         self.events.on_request(head)
         if self._closed:
             return
-        if head.chunked:
-            self._body = ChunkedDecoder(self.events.on_body)
-        elif head.content_length:
-            self._body_left = head.content_length
-        else:
+        if not self._begin_body(head):
             self._end_request()
 
     def _end_request(self) -> None:

@@ -61,7 +61,12 @@ class HttptoolsHTTP1(HTTP1):
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one read may hold many pipelined upgrade requests.
         while data and not self._closed:
-            data = self._feed_once(data)
+            if self._body is not None or self._body_left:  # a switching request's body
+                data = self._read_body(data)
+                if self._closed:
+                    self.unparsed = data
+            else:
+                data = self._feed_once(data)
 
     def _feed_once(self, data: bytes) -> bytes:
         """Parse ``data``; return bytes left over after an upgrade request."""
@@ -103,9 +108,13 @@ class HttptoolsHTTP1(HTTP1):
         # connection as HTTP/1.1, parsing goes on with a fresh parser.
         self._parser = httptools.HttpRequestParser(self)
         head = self.builder.head
-        if head.switching:  # the owner takes the connection over
+        if head.switching:  # the owner takes the connection over, after the body
+            self._defer_end = False
+            if self._begin_body(head):
+                return rest
             self._closed = True
             self.unparsed = rest
+            self.events.on_request_end()
             return b""
         if self._defer_end:
             # Read the skipped body through a synthetic head, then end there.
@@ -173,11 +182,15 @@ class HttptoolsHTTP1(HTTP1):
         self.events.on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._defer_end:
-            return
+        if self._defer_end or self.builder.head.switching:
+            return  # the end comes after the body, read in _after_upgrade
         if not self.builder.head.keep_alive:
             self._done = True
             self._closed = True
+        self.events.on_request_end()
+
+    def _end_request(self) -> None:
+        self._closed = True  # only a switching request's body is read by _read_body
         self.events.on_request_end()
 
 

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from squall.protocols.chunked import ChunkedDecoder
 
 # -- outgoing header validation --------------------------------------------
 
@@ -340,6 +343,8 @@ class HTTP1:
     """
 
     __slots__ = (
+        "_body",
+        "_body_left",
         "_framing",
         "_remaining",
         "builder",
@@ -359,8 +364,45 @@ class HTTP1:
         self._framing = _F_NONE
         self._remaining = 0
         self.unparsed: bytes | None = None  # after a switch: the bytes for the next protocol
+        self._body: ChunkedDecoder | None = None  # reading a chunked body here
+        self._body_left = 0  # bytes left of a Content-Length body read here
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- bodies framed in Python (h11 always; httptools for a switching request)
+
+    def _begin_body(self, head: RequestHead) -> bool:
+        """Frame ``head``'s body here; False if it has none."""
+        if head.chunked:
+            from squall.protocols.chunked import ChunkedDecoder  # it imports this module
+
+            self._body = ChunkedDecoder(self.events.on_body)
+        elif head.content_length:
+            self._body_left = head.content_length
+        else:
+            return False
+        return True
+
+    def _read_body(self, data: bytes) -> bytes:
+        """Feed body bytes; at the body's end, end the request; return what follows."""
+        body = self._body
+        if body is not None:
+            data = body.feed(data)
+            if not body.done:
+                return b""
+            self._body = None
+        else:
+            take = data[: self._body_left]
+            self._body_left -= len(take)
+            data = data[len(take) :]
+            self.events.on_body(take)
+            if self._body_left:
+                return b""
+        self._end_request()
+        return data
+
+    def _end_request(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def feed_eof(self) -> None:

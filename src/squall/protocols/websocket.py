@@ -48,8 +48,11 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
-def check_handshake(method: str, headers: list[tuple[bytes, bytes]], deflate: bool) -> Handshake:
-    """Validate an HTTP/1.1 WebSocket upgrade request (RFC 6455 4.2.1)."""
+def check_handshake(
+    method: str, headers: list[tuple[bytes, bytes]], deflate: bool, http2: bool = False
+) -> Handshake:
+    """Validate a WebSocket opening request: an HTTP/1.1 upgrade (RFC 6455 4.2.1),
+    or with ``http2`` an extended CONNECT (RFC 8441 5, which has no key)."""
     key: bytes | None = None
     version: bytes | None = None
     protocols: list[bytes] = []
@@ -65,26 +68,29 @@ def check_handshake(method: str, headers: list[tuple[bytes, bytes]], deflate: bo
             protocols.append(value)
         elif name == b"sec-websocket-extensions":
             extensions.append(value)
-    if method != "GET":
+    if method != ("CONNECT" if http2 else "GET"):
         raise HandshakeError(400, "WebSocket handshake must use GET", [])
     if version != b"13":
         raise HandshakeError(
             426, "Unsupported WebSocket version", [(b"sec-websocket-version", b"13")]
         )
-    if key is None or keys != 1:
+    if http2:
+        key = b""
+    elif key is None or keys != 1:
         raise HandshakeError(400, "Missing or duplicated Sec-WebSocket-Key", [])
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            raise ValueError
-    except (ValueError, binascii.Error):
-        raise HandshakeError(400, "Invalid Sec-WebSocket-Key", []) from None
+    else:
+        try:
+            if len(base64.b64decode(key, validate=True)) != 16:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise HandshakeError(400, "Invalid Sec-WebSocket-Key", []) from None
     try:
         subprotocols = [
             p.strip() for v in protocols for p in v.decode("ascii").split(",") if p.strip()
         ]
     except UnicodeDecodeError:
         raise HandshakeError(400, "Invalid Sec-WebSocket-Protocol", []) from None
-    handshake = Handshake(accept_key(key), subprotocols)
+    handshake = Handshake(accept_key(key) if key else b"", subprotocols)
     if deflate and extensions:
         _negotiate_deflate(handshake, extensions)
     return handshake

@@ -1,0 +1,538 @@
+"""Serving an HTTP/2 connection: streams run through the shared ASGI cycle.
+
+A :class:`Connection` that negotiated HTTP/2 (ALPN ``h2``, the cleartext
+preface, or an ``Upgrade: h2c`` request) hands its bytes to an
+:class:`H2Session`. The session is the owner of the sans-I/O
+:class:`~squall.protocols.http2.H2Protocol`: it turns new streams into
+:class:`~squall.asgi.http.HTTPCycle` objects (or, for an extended CONNECT,
+WebSocket sessions), and writes what the protocol queues, once per loop turn,
+so that the answers of many streams share one write.
+
+Streams are started after the whole read is parsed, so a stream reset in the
+same read (Rapid Reset) never starts the app. Apps still running after their
+stream was reset count against the stream limit until they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.asgi.scope import http_scope, websocket_scope
+from squall.asgi.websocket import WebSocketSession
+from squall.middleware.proxy_headers import apply_proxy_headers
+from squall.protocols import http2 as h2
+from squall.protocols.h2fields import response_fields
+from squall.protocols.hpack import STATUS_FIELDS, encode_field
+from squall.protocols.http1 import ParseError, ResponseError
+from squall.protocols.websocket import HandshakeError, check_handshake
+
+if TYPE_CHECKING:
+    from squall.protocols.http1 import RequestHead
+    from squall.protocols.websocket import Handshake
+    from squall.state import ServerState
+    from squall.transport import Connection
+
+logger = logging.getLogger("squall.error")
+
+_BODYLESS = frozenset([*range(100, 200), 204, 304])
+
+
+class H2Session:
+    __slots__ = (
+        "_flush_scheduled",
+        "_new",
+        "conn",
+        "idle_since",
+        "loop",
+        "proto",
+        "running",
+        "server",
+        "streams",
+    )
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.server: ServerState = conn.server
+        self.loop = conn.loop
+        self.proto = h2.H2Protocol(self, self.server.h2_limits)
+        self.streams: dict[int, H2Stream | H2WebSocketSink] = {}
+        self.running = 0  # apps still running, reset streams included
+        self._new: list[H2Stream | H2WebSocketSink] = []
+        self._flush_scheduled = False
+        self.idle_since = True
+
+    # -- fed by the connection
+
+    def feed(self, data: bytes) -> None:
+        proto = self.proto
+        proto.feed(data)
+        new = self._new
+        if new:
+            self._new = []
+            for stream in new:
+                if stream.id in self.streams:
+                    stream.start()
+        self.schedule_flush()
+
+    def upgrade(self, head: RequestHead, settings: bytes) -> HTTPCycle:
+        """h2c: the HTTP/1.1 request that asked for the upgrade is stream 1."""
+        self.proto.initiate_upgrade(settings)
+        head.http_version = "2"
+        stream = self._http_stream(1, head, end_stream=False)
+        assert stream is not None
+        return stream.cycle
+
+    def connection_lost(self) -> None:
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream.gone()
+
+    def shutdown(self) -> None:
+        """Graceful: GOAWAY with the last stream id; close once those streams finish."""
+        self.proto.goaway()
+        for stream in list(self.streams.values()):
+            if isinstance(stream, H2WebSocketSink):
+                stream.session.shutdown()
+        self._flush()
+        self.maybe_close()
+
+    def idle_timeout(self) -> None:
+        if not self.streams:
+            self.proto.goaway()
+            self._flush()
+            self.conn.close()
+
+    def maybe_close(self) -> None:
+        if not self.streams and (self.proto.goaway_sent or self.proto.closed):
+            self._flush()
+            self.conn.close()
+
+    # -- output
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        proto = self.proto
+        data = proto.data_to_send()
+        conn = self.conn
+        if data and not conn.closing:
+            conn.transport.write(data)
+            if not conn.transport.get_write_buffer_size():
+                proto.control_queued = 0
+        if proto.closed:
+            conn.close()
+
+    # -- H2Events
+
+    def on_request(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
+        if head.method == "CONNECT" and head.upgrade is not None:
+            if head.upgrade.lower() == b"websocket" and self.server.websockets:
+                self._websocket_stream(stream_id, head, end_stream)
+            else:
+                self.proto.reset(stream_id, h2.PROTOCOL_ERROR)
+            return
+        self._http_stream(stream_id, head, end_stream)
+
+    def _admit(self, stream_id: int) -> bool:
+        if self.running >= self.proto.limits.max_concurrent_streams:
+            # apps of reset streams are still running: no new work until they return
+            self.proto.reset(stream_id, h2.REFUSED_STREAM)
+            return False
+        return True
+
+    def _http_stream(self, stream_id: int, head: RequestHead, end_stream: bool) -> H2Stream | None:
+        if not self._admit(stream_id):
+            return None
+        server = self.server
+        app = server.app
+        if server.limit_concurrency is not None and server.over_capacity():
+            logger.warning("Exceeded concurrency limit.")
+            app = server.refusal(503, "Service Unavailable")
+        info = self.conn.info
+        try:
+            scope = http_scope(head, info, server.root_path, server.state)
+        except ParseError as exc:
+            app = server.refusal(exc.status, exc.reason)
+            scope = http_scope(_placeholder(head), info, server.root_path, server.state)
+        if info.trusted and head.forwarded:
+            apply_proxy_headers(scope, server.trusted_hosts)
+        stream = H2Stream(self, stream_id, head, app)
+        cycle = stream.cycle = HTTPCycle(scope, stream, head.expect_continue)
+        if end_stream:
+            cycle.body_complete = True
+        self.streams[stream_id] = stream
+        self._new.append(stream)
+        return stream
+
+    def _websocket_stream(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
+        if not self._admit(stream_id):
+            return
+        server = self.server
+        config = server.config
+        sink = H2WebSocketSink(self, stream_id, head)
+        try:
+            handshake = check_handshake(
+                head.method, head.headers, config.ws_per_message_deflate, http2=True
+            )
+        except HandshakeError as exc:
+            sink.send_response(exc.status, exc.headers, exc.reason.encode(), False)
+            return
+        scope = websocket_scope(head, self.conn.info, server.root_path, server.state, [])
+        scope["subprotocols"] = handshake.subprotocols
+        scope["http_version"] = "2"
+        if self.conn.info.trusted and head.forwarded:
+            apply_proxy_headers(scope, server.trusted_hosts)
+        sink.session = WebSocketSession(
+            scope,
+            sink,
+            handshake,
+            max_size=config.ws_max_size,
+            max_queue=config.ws_max_queue,
+            ping_interval=config.ws_ping_interval,
+            ping_timeout=config.ws_ping_timeout,
+        )
+        self.streams[stream_id] = sink
+        self._new.append(sink)
+
+    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.receive(data, end_stream)
+        elif data:
+            self.proto.consumed(stream_id, len(data))
+
+    def on_stream_reset(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.gone()
+        self.maybe_close()
+
+    def on_stream_writable(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.wake()
+
+    def on_refused_header_block(self, stream_id: int, status: int) -> None:
+        message = b"Request Header Fields Too Large\n"
+        block, _ = response_fields(
+            status,
+            [(b"content-type", b"text/plain; charset=utf-8")],
+            self.server.h2_defaults,
+        )
+        self.proto.send_headers(stream_id, block, False)
+        self.proto.send_data(stream_id, message, True)
+
+    def on_goaway(self) -> None:
+        self.proto.goaway_sent = True  # the peer is leaving: no new streams either way
+        self.maybe_close()
+
+    # -- streams finishing
+
+    def stream_done(self, stream: H2Stream | H2WebSocketSink) -> None:
+        if self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+        if not self.streams:
+            self.conn.h2_idle()
+        self.maybe_close()
+
+
+def _placeholder(head: RequestHead) -> RequestHead:
+    head.target = b"/"
+    return head
+
+
+class H2Stream:
+    """One request stream: the :class:`~squall.asgi.http.ResponseSink` of its cycle."""
+
+    __slots__ = (
+        "_remaining",
+        "_waiter",
+        "app",
+        "cycle",
+        "head",
+        "head_only",
+        "id",
+        "proto",
+        "session",
+    )
+
+    def __init__(self, session: H2Session, stream_id: int, head: RequestHead, app: Any) -> None:
+        self.session = session
+        self.proto = session.proto
+        self.id = stream_id
+        self.head = head
+        self.app = app
+        self.cycle: HTTPCycle = None  # type: ignore[assignment]
+        self.head_only = head.method == "HEAD"
+        self._remaining = -1  # declared response content-length still to send
+        self._waiter: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        session = self.session
+        server = session.server
+        cycle = self.cycle
+        if server.access_log:
+            cycle.start_time = session.loop.time()
+        session.running += 1
+        task = session.loop.create_task(cycle.run(self.app, server.tasks))
+        cycle.task = task
+        server.tasks.add(task)
+        task.add_done_callback(self._app_returned)
+
+    def _app_returned(self, task: asyncio.Task[None]) -> None:
+        self.session.running -= 1
+
+    # -- from the session
+
+    def receive(self, data: bytes, end_stream: bool) -> None:
+        cycle = self.cycle
+        if data:
+            if cycle.state == DONE:
+                self.proto.consumed(self.id, len(data))
+            else:
+                cycle.feed_body(data)
+        if end_stream:
+            cycle.end_body()
+
+    def gone(self) -> None:
+        """Reset by the peer, or the connection is lost."""
+        self.cycle.disconnect()
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- ResponseSink
+
+    @property
+    def write_paused(self) -> bool:
+        return self.session.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
+
+    def start_response(
+        self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
+    ) -> None:
+        block, length = response_fields(status, headers, self.session.server.h2_defaults)
+        proto = self.proto
+        if self.head_only or status in _BODYLESS:
+            proto.send_headers(self.id, block, True)
+            self._remaining = -2  # any body the app sends is dropped
+        else:
+            body = body or b""
+            if length < 0 and not more_body:
+                length = len(body)
+                block += encode_field(b"content-length", b"%d" % length)
+            self._remaining = length
+            if body or not more_body:
+                self._check_length(body, more_body)
+                proto.send_headers(self.id, block, False)
+                proto.send_data(self.id, body, not more_body)
+            else:
+                proto.send_headers(self.id, block, False)
+        self.session.schedule_flush()
+
+    def _check_length(self, body: bytes, more_body: bool) -> None:
+        remaining = self._remaining
+        if remaining >= 0:
+            remaining -= len(body)
+            if remaining < 0:
+                raise ResponseError("Response content longer than Content-Length")
+            if not more_body and remaining:
+                raise ResponseError("Response content shorter than Content-Length")
+            self._remaining = remaining
+
+    def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None:
+        if self._remaining == -2:
+            if not more_body:
+                self.proto.send_data(self.id, b"", True)  # already ended; no-op
+            return
+        self._check_length(body, more_body)
+        if body or not more_body:
+            self.proto.send_data(self.id, body, not more_body)
+            self.session.schedule_flush()
+
+    def send_continue(self, cycle: HTTPCycle) -> None:
+        self.proto.send_informational(self.id, STATUS_FIELDS[100])
+        self.session.schedule_flush()
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        session = self.session
+        server = session.server
+        server.total_requests += 1
+        if server.access_log:
+            server.log_access(cycle, session.conn.info, session.loop.time())
+        session.stream_done(self)
+
+    def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
+        session = self.session
+        if cycle.state == IDLE or cycle.state == HELD:
+            cycle.state = DONE
+            cycle.status = status
+            message = b"Internal Server Error\n" if status == 500 else b"Service Unavailable\n"
+            block, _ = response_fields(
+                status,
+                [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(message)),
+                ],
+                session.server.h2_defaults,
+            )
+            self.proto.send_headers(self.id, block, False)
+            self.proto.send_data(self.id, message, True)
+            if session.server.access_log:
+                session.server.log_access(cycle, session.conn.info, session.loop.time())
+        else:
+            self.proto.reset(self.id, h2.INTERNAL_ERROR)
+        session.schedule_flush()
+        session.stream_done(self)
+
+    def pause_reading(self) -> None:
+        """Flow control is the stream window: the body stops when it is spent."""
+
+    def resume_reading(self) -> None:
+        pass
+
+    def consumed(self, size: int) -> None:
+        self.proto.consumed(self.id, size)
+        self.session.schedule_flush()
+
+    async def drain(self) -> None:
+        conn = self.session.conn
+        if conn.write_paused:
+            await conn.drain()
+        session = self.session
+        while self.id in session.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
+            waiter = self._waiter = session.loop.create_future()
+            await waiter
+
+
+class H2WebSocketSink:
+    """A WebSocket over an HTTP/2 stream (RFC 8441): the session's sink."""
+
+    __slots__ = ("_waiter", "ended", "h2", "head", "id", "proto", "session")
+
+    def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
+        self.h2 = h2session
+        self.proto = h2session.proto
+        self.id = stream_id
+        self.head = head
+        self.session: WebSocketSession = None  # type: ignore[assignment]
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended = False
+
+    def start(self) -> None:
+        h2 = self.h2
+        server = h2.server
+        if server.access_log:
+            self.session.start_time = h2.loop.time()
+        h2.running += 1
+        task = h2.loop.create_task(self.session.run(server.app))
+        server.tasks.add(task)
+        task.add_done_callback(self._app_returned)
+
+    def _app_returned(self, task: asyncio.Task[None]) -> None:
+        self.h2.running -= 1
+        self.h2.server.tasks.discard(task)
+
+    # -- from the H2 session
+
+    def receive(self, data: bytes, end_stream: bool) -> None:
+        if data:
+            self.proto.consumed(self.id, len(data))
+            if self.session is not None:
+                self.session.feed(data)
+        if end_stream and self.session is not None:
+            self.session.connection_lost()
+
+    def gone(self) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- WebSocketSink
+
+    @property
+    def write_paused(self) -> bool:
+        return self.h2.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
+
+    def write(self, data: bytes) -> None:
+        if data and not self.ended:
+            self.proto.send_data(self.id, data, False)
+            self.h2.schedule_flush()
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.proto.send_data(self.id, b"", True)
+            self.h2.schedule_flush()
+            self.h2.stream_done(self)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    async def drain(self) -> None:
+        conn = self.h2.conn
+        if conn.write_paused:
+            await conn.drain()
+        session = self.h2
+        while self.id in session.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
+            waiter = self._waiter = session.loop.create_future()
+            await waiter
+
+    def send_accept(
+        self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        extra = list(headers)
+        if subprotocol is not None:
+            extra.append((b"sec-websocket-protocol", subprotocol.encode()))
+        if handshake.deflate_params:
+            extra.append((b"sec-websocket-extensions", handshake.deflate_params))
+        block, _ = response_fields(200, extra, self.h2.server.h2_defaults)
+        self.proto.send_headers(self.id, block, False)
+        self.h2.schedule_flush()
+
+    def send_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> None:
+        headers = list(headers)
+        if not more_body:
+            headers.append((b"content-length", b"%d" % len(body)))
+        block, _ = response_fields(status, headers, self.h2.server.h2_defaults)
+        self.proto.send_headers(self.id, block, False)
+        if body or not more_body:
+            self.proto.send_data(self.id, body, not more_body)
+        if not more_body:
+            self.ended = True
+        self.h2.schedule_flush()
+
+    def send_response_body(self, body: bytes, more_body: bool) -> None:
+        self.proto.send_data(self.id, body, not more_body)
+        if not more_body:
+            self.ended = True
+        self.h2.schedule_flush()
+
+    def session_done(self, session: WebSocketSession) -> None:
+        h2 = self.h2
+        if h2.server.access_log:
+            h2.server.log_access(session, h2.conn.info, h2.loop.time())
+        if self.ended:
+            h2.stream_done(self)
