@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
@@ -28,6 +29,7 @@ from squall.protocols.h2fields import response_fields
 from squall.protocols.hpack import STATUS_FIELDS, encode_field
 from squall.protocols.http1 import ParseError, ResponseError
 from squall.protocols.websocket import HandshakeError, check_handshake
+from squall.sendfile import FileShorterThanCount
 
 if TYPE_CHECKING:
     from squall.protocols.http1 import RequestHead
@@ -365,6 +367,43 @@ class H2Stream:
     def send_continue(self, cycle: HTTPCycle) -> None:
         self.proto.send_informational(self.id, STATUS_FIELDS[100])
         self.session.schedule_flush()
+
+    def send_informational(
+        self, cycle: HTTPCycle, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        block, _ = response_fields(status, headers, None)
+        self.proto.send_informational(self.id, block)
+        self.session.schedule_flush()
+
+    def send_trailers(self, cycle: HTTPCycle, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._remaining == -2:
+            return
+        self._check_length(b"", False)
+        if headers:
+            block, _ = response_fields(0, headers, None)
+            self.proto.send_headers(self.id, block, True)
+        else:
+            self.proto.send_data(self.id, b"", True)
+        self.session.schedule_flush()
+
+    async def send_file(self, cycle: HTTPCycle, fd: int, offset: int, count: int) -> None:
+        if self._remaining == -2:
+            return
+        if self._remaining >= 0:
+            if count > self._remaining:
+                raise ResponseError("Response content longer than Content-Length")
+            self._remaining -= count
+        proto = self.proto
+        while count > 0 and self.id in self.session.streams:
+            chunk = os.pread(fd, min(count, 65536), offset)
+            if not chunk:
+                raise FileShorterThanCount("The file ended before 'count' bytes")
+            offset += len(chunk)
+            count -= len(chunk)
+            proto.send_data(self.id, chunk, False)
+            self.session.schedule_flush()
+            if self.write_paused:
+                await self.drain()
 
     def response_complete(self, cycle: HTTPCycle) -> None:
         session = self.session

@@ -25,6 +25,7 @@ from squall.asgi.scope import ConnInfo, http_scope
 from squall.h2session import H2Session
 from squall.middleware.proxy_headers import apply_proxy_headers
 from squall.protocols.http1 import ParseError, RequestHead, error_response
+from squall.sendfile import send_file
 from squall.upgrade import start_websocket
 
 if TYPE_CHECKING:
@@ -330,6 +331,34 @@ class Connection(asyncio.Protocol):
     def send_continue(self, cycle: HTTPCycle) -> None:
         if not self.closing:
             self.transport.write(self.proto.informational(100, []))
+
+    def send_informational(
+        self, cycle: HTTPCycle, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        head = self.head
+        if not self.closing and head is not None and head.http_version == "1.1":
+            self._buffer(self.proto.informational(status, headers))
+
+    def send_trailers(self, cycle: HTTPCycle, headers: list[tuple[bytes, bytes]]) -> None:
+        head = self.head
+        accepted = head is not None and any(
+            name == b"te" and b"trailers" in value.lower() for name, value in head.headers
+        )
+        self._buffer(self.proto.response_trailers(headers, accepted), schedule=False)
+        self._flush()
+
+    async def send_file(self, cycle: HTTPCycle, fd: int, offset: int, count: int) -> None:
+        framing = self.proto.file_framing(count)
+        if framing is None or self.closing:
+            return
+        prefix, suffix = framing
+        if prefix:
+            self._buffer(prefix, schedule=False)
+        self._flush()
+        zero_copy = self.info.scheme == "http"
+        await send_file(self.transport, self, fd, offset, count, zero_copy)
+        if suffix:
+            self._buffer(suffix)
 
     def response_complete(self, cycle: HTTPCycle) -> None:
         server = self.server

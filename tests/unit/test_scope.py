@@ -115,6 +115,12 @@ def test_http_scope_keys_and_values() -> None:
         "query_string": b"x=1&y=2",
         "headers": [(b"host", b"example.com"), (b"x-a", b"1")],
         "state": {"db": "conn"},
+        "extensions": {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+        },
     }
 
 

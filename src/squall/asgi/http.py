@@ -16,12 +16,24 @@ Rules:
   Starlette's listener still sees ``http.disconnect`` on ``receive()``).
 * An exception before the response starts becomes a 500; after it started,
   the connection is closed. Either way it is logged once with its traceback.
+
+Extensions (advertised in ``scope["extensions"]``):
+
+* ``http.response.trailers``: with ``"trailers": True`` in the start message
+  the body's end leaves the framing open until ``http.response.trailers``
+  (the sink drops them if the client did not ask for trailers).
+* ``http.response.early_hint``: a 103 with the ``links`` as Link fields,
+  before the response starts.
+* ``http.response.pathsend`` and ``http.response.zerocopysend``: the sink
+  sends the file itself (sendfile where it can) and ``content-length`` is
+  added when the app gave none and the size is known.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 from squall.protocols.http1 import ResponseError
@@ -47,6 +59,11 @@ class ResponseSink(Protocol):
     ) -> None: ...
     def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None: ...
     def send_continue(self, cycle: HTTPCycle) -> None: ...
+    def send_informational(
+        self, cycle: HTTPCycle, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None: ...
+    def send_trailers(self, cycle: HTTPCycle, headers: list[tuple[bytes, bytes]]) -> None: ...
+    async def send_file(self, cycle: HTTPCycle, fd: int, offset: int, count: int) -> None: ...
     def response_complete(self, cycle: HTTPCycle) -> None: ...
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None: ...
     def pause_reading(self) -> None: ...
@@ -55,8 +72,8 @@ class ResponseSink(Protocol):
     async def drain(self) -> None: ...
 
 
-# cycle states
-IDLE, HELD, STREAMING, DONE = range(4)
+# cycle states; TRAILERS: the body has ended, the trailers are awaited
+IDLE, HELD, STREAMING, DONE, TRAILERS = range(5)
 
 
 class HTTPCycle:
@@ -75,6 +92,7 @@ class HTTPCycle:
         "state",
         "status",
         "task",
+        "trailers",
     )
 
     def __init__(self, scope: Scope, sink: ResponseSink, expect_continue: bool) -> None:
@@ -92,6 +110,7 @@ class HTTPCycle:
         self._waiter: asyncio.Future[None] | None = None
         self.start_time = 0.0
         self.task: asyncio.Task[None] | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
 
     # -- fed by the owner
 
@@ -170,6 +189,9 @@ class HTTPCycle:
                 )
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            if not more and self.trailers is not None:
+                self._body_then_trailers(body)
+                return
             if state == HELD:
                 self.sink.start_response(self, self.status, self.headers, body, more)
                 self.state = STREAMING if more else DONE
@@ -193,10 +215,84 @@ class HTTPCycle:
             self.status = status
             self.headers = message.get("headers", ())
             self.state = HELD
+            if message.get("trailers"):
+                self.trailers = []
+        else:
+            await self._send_extension(mtype, message)
+
+    def _body_then_trailers(self, body: bytes) -> None:
+        """The last body message of a response with trailers: the framing stays open."""
+        if self.state == HELD:
+            self.sink.start_response(self, self.status, self.headers, body, True)
+        elif self.state == STREAMING:
+            self.sink.send_body(self, body, True)
+        else:
+            raise RuntimeError(f"Unexpected 'http.response.body' in state {self.state}.")
+        self.state = TRAILERS
+
+    async def _send_extension(self, mtype: str, message: Message) -> None:
+        state = self.state
+        if mtype == "http.response.trailers":
+            if self.trailers is None or state not in (STREAMING, TRAILERS):
+                raise RuntimeError(
+                    "'http.response.trailers' needs 'trailers': True in the start message "
+                    "and comes after the body."
+                )
+            self.trailers.extend(message.get("headers", ()))
+            if not message.get("more_trailers", False):
+                if state == STREAMING:  # trailers end the body
+                    self.sink.send_body(self, b"", True)
+                self.state = DONE
+                self.sink.send_trailers(self, self.trailers)
+                self.sink.response_complete(self)
+                self._wake()
+        elif mtype == "http.response.early_hint":
+            if state == IDLE:
+                links = message.get("links", ())
+                self.sink.send_informational(self, 103, [(b"link", link) for link in links])
+        elif mtype == "http.response.pathsend":
+            if state != HELD:
+                raise RuntimeError("'http.response.pathsend' must follow 'http.response.start'.")
+            fd = os.open(message["path"], os.O_RDONLY)
+            try:
+                await self._send_file(fd, 0, os.fstat(fd).st_size, False)
+            finally:
+                os.close(fd)
+        elif mtype == "http.response.zerocopysend":
+            if state != HELD and state != STREAMING:
+                raise RuntimeError("'http.response.zerocopysend' must follow the start message.")
+            file = message["file"]
+            fd = file if isinstance(file, int) else file.fileno()
+            offset = message.get("offset")
+            if offset is None:
+                offset = os.lseek(fd, 0, os.SEEK_CUR)
+            count = message.get("count")
+            if count is None:
+                count = os.fstat(fd).st_size - offset
+            await self._send_file(fd, offset, count, message.get("more_body", False))
         else:
             raise RuntimeError(
                 f"Unexpected ASGI message {mtype!r} sent, in response to an HTTP request."
             )
+
+    async def _send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
+        sink = self.sink
+        if self.state == HELD:
+            headers = list(self.headers)
+            if not more and not any(n.lower() == b"content-length" for n, _ in headers):
+                headers.append((b"content-length", b"%d" % count))
+            sink.start_response(self, self.status, headers, None, True)
+            self.state = STREAMING
+        if count > 0:
+            await sink.send_file(self, fd, offset, count)
+        if not more:
+            if self.trailers is not None:
+                self.state = TRAILERS
+                return
+            sink.send_body(self, b"", False)
+            self.state = DONE
+            sink.response_complete(self)
+            self._wake()
 
     async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
         """Run the app for this request; ``tasks`` tracks running cycles."""

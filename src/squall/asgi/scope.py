@@ -11,10 +11,27 @@ if TYPE_CHECKING:
     from squall.protocols.http1 import RequestHead
 
 
+HTTP_EXTENSIONS: dict[str, Any] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
+
+
 class ConnInfo:
     """What a connection knows about its two ends, shared by its requests."""
 
-    __slots__ = ("alpn", "client", "client_label", "scheme", "server", "tls", "trusted")
+    __slots__ = (
+        "alpn",
+        "client",
+        "client_label",
+        "extensions",
+        "scheme",
+        "server",
+        "tls",
+        "trusted",
+    )
 
     def __init__(
         self,
@@ -32,6 +49,8 @@ class ConnInfo:
         self.client_label = format_address(client)
         self.alpn = alpn  # the protocol TLS negotiated
         self.tls = tls  # the ASGI "tls" extension, for TLS connections
+        # scope["extensions"] of this connection's HTTP requests
+        self.extensions = HTTP_EXTENSIONS if tls is None else {**HTTP_EXTENSIONS, "tls": tls}
 
 
 def format_address(addr: tuple[str, int] | None) -> str:
@@ -100,6 +119,7 @@ def http_scope(
         "query_string": query,
         "headers": head.headers,
         "state": state.copy(),
+        "extensions": info.extensions,
     }
 
 
@@ -117,4 +137,6 @@ def websocket_scope(
     scope["scheme"] = "wss" if info.scheme == "https" else "ws"
     scope["subprotocols"] = subprotocols
     scope["extensions"] = {"websocket.http.response": {}}
+    if info.tls is not None:
+        scope["extensions"]["tls"] = info.tls
     return scope

@@ -524,6 +524,39 @@ class HTTP1:
             return data
         return b""
 
+    def response_trailers(self, headers: list[tuple[bytes, bytes]], accepted: bool) -> bytes:
+        """End a body whose final chunk was sent with ``more_body``; trailers only
+        go out on a chunked body of a client that sent ``TE: trailers``."""
+        if self._framing != _F_CHUNKED:
+            return self.response_body(b"", False)
+        self._framing = _F_NONE
+        if not accepted or not headers:
+            return _CHUNKED_END
+        parts = [b"0\r\n"]
+        for name, value in headers:
+            _name_kind(name)
+            if not valid_header_value(value):
+                raise ResponseError(f"Invalid HTTP trailer value for {name!r}")
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def file_framing(self, count: int) -> tuple[bytes, bytes] | None:
+        """What goes before and after ``count`` body bytes sent from a file;
+        None when the response has no body (HEAD, 204, 304)."""
+        framing = self._framing
+        if framing == _F_LENGTH:
+            remaining = self._remaining - count
+            if remaining < 0:
+                raise ResponseError("Response content longer than Content-Length")
+            self._remaining = remaining
+            return b"", b""
+        if framing == _F_CHUNKED:
+            return b"%x\r\n" % count, b"\r\n"
+        if framing == _F_CLOSE:
+            return b"", b""
+        return None
+
     def informational(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         """A 1xx interim response (100 Continue, 103 Early Hints)."""
         parts = [STATUS_LINES_11[status]]
