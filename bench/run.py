@@ -46,6 +46,9 @@ class Scenario:
     expected: bytes | None = None  # exact response body, when it is fixed
     lua: str | None = None
     websocket: bool = False  # measured with bench/wsload.py instead of wrk
+    http2: bool = False  # measured with h2load -c16 -m10 (cleartext prior knowledge)
+    baseline: str = "uvicorn"  # the server ratios are given against
+    servers: tuple[str, ...] | None = None  # only these servers (None: all)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -64,6 +67,13 @@ SCENARIOS: dict[str, Scenario] = {
     "pipeline": Scenario(
         "bench.apps:plaintext", expected=b"Hello, world!", lua=str(BENCH / "pipeline.lua")
     ),
+    "http2": Scenario(
+        "bench.apps:plaintext",
+        expected=b"Hello, world!",
+        http2=True,
+        baseline="hypercorn",
+        servers=("squall", "hypercorn", "granian"),
+    ),
 }
 
 SERVERS: dict[str, str] = {
@@ -71,6 +81,8 @@ SERVERS: dict[str, str] = {
     "uvicorn": "uvicorn {app} --port {port} --no-access-log --log-level warning",
     "granian": "granian --interface asgi --loop uvloop --workers 1 --host 127.0.0.1"
     " --port {port} --log-level warning {app}",
+    "hypercorn": "hypercorn {app} --bind 127.0.0.1:{port} --worker-class uvloop"
+    " --log-level warning",
 }
 
 
@@ -135,6 +147,13 @@ def wrk(port: int, scenario: Scenario, seconds: int) -> str:
             cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
         )
         return done.stdout + done.stderr
+    if scenario.http2:
+        cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "-D", str(seconds), "-c16", "-m10"]
+        cmd.append(f"http://127.0.0.1:{port}{scenario.path}")
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
+        return done.stdout + done.stderr
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency"]
     if scenario.lua:
         cmd += ["-s", scenario.lua]
@@ -144,6 +163,19 @@ def wrk(port: int, scenario: Scenario, seconds: int) -> str:
 
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_h2load(out: str, result: Result) -> None:
+    rps = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    result.rps = float(rps.group(1)) if rps else None
+    if result.rps is None:
+        result.problems.append(f"no h2load result: {' '.join(out.split())[:200]}")
+    failed = re.search(r"(\d+) failed, (\d+) errored", out)
+    if failed and (int(failed.group(1)) or int(failed.group(2))):
+        result.problems.append(f"{failed.group(1)} failed, {failed.group(2)} errored requests")
+    codes = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if codes and any(int(n) for n in codes.groups()):
+        result.problems.append(f"non-2xx responses: {codes.group(0)}")
 
 
 def parse_wrk(out: str, result: Result) -> None:
@@ -188,7 +220,8 @@ def measure(server: str, scenario: str, log: Path, duration: int, warmup: int) -
                     result.problems.append(problem)
                 if warmup > 0:
                     wrk(port, sc, warmup)
-                parse_wrk(wrk(port, sc, duration), result)
+                out = wrk(port, sc, duration)
+                (parse_h2load if sc.http2 else parse_wrk)(out, result)
             else:
                 result.problems.append(f"port {port} never opened")
         finally:
@@ -227,6 +260,9 @@ def fmt(value: float | None, spec: str) -> str:
 
 def run_scenario(scenario: str, servers: list[str], args: argparse.Namespace) -> list[str]:
     """All rounds of one scenario; returns its Markdown table rows."""
+    sc = SCENARIOS[scenario]
+    if sc.servers is not None:
+        servers = [s for s in servers if s in sc.servers]
     results: dict[str, list[Result]] = {s: [] for s in servers}
     ratios: dict[str, list[float]] = {s: [] for s in servers}
     for rnd in range(args.rounds):
@@ -243,7 +279,7 @@ def run_scenario(scenario: str, servers: list[str], args: argparse.Namespace) ->
                 f"  p99 {fmt(res.p99_ms, '.2f')} ms{note}",
                 flush=True,
             )
-        base = this.get("uvicorn")
+        base = this.get(sc.baseline)
         for server, res in this.items():
             if base and base.rps and res.rps:
                 ratios[server].append(res.rps / base.rps)
@@ -258,7 +294,7 @@ def run_scenario(scenario: str, servers: list[str], args: argparse.Namespace) ->
         notes = "; ".join(problems).replace("|", "/") or "ok"
         rows.append(
             f"| {scenario} | {server} | {fmt(rps, '.0f')} | {fmt(p99, '.2f')} "
-            f"| {fmt(ratio, '.2f')} | {rounds} | {notes} |"
+            f"| {fmt(ratio, '.2f')} vs {sc.baseline} | {rounds} | {notes} |"
         )
     return rows
 
@@ -303,6 +339,8 @@ def main() -> int:
     servers = [s for s in servers if s not in missing]
     if not servers:
         parser.error("no server to run")
+    if "http2" in scenarios and shutil.which("h2load") is None:
+        parser.error("h2load is not installed (Debian: nghttp2-client)")
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed")
@@ -329,9 +367,10 @@ def main() -> int:
         f"- command: `{command}`",
         f"- {args.rounds} interleaved rounds of {args.duration}s (after {args.warmup}s"
         " warm-up); req/s and p99 are medians over rounds; ratio is the median of"
-        " per-round ratios to uvicorn",
+        " per-round ratios to the baseline (uvicorn; hypercorn for http2, which uvicorn"
+        " does not serve); http2 is measured with h2load -c16 -m10 on cleartext",
         "",
-        "| scenario | server | median req/s | p99 ms | ratio vs uvicorn | rounds req/s | notes |",
+        "| scenario | server | median req/s | p99 ms | ratio | rounds req/s | notes |",
         "|---|---|---:|---:|---:|---|---|",
     ]
     rows: list[str] = []

@@ -437,10 +437,13 @@ class H2Stream:
         session.stream_done(self)
 
     def pause_reading(self) -> None:
-        """Flow control is the stream window: the body stops when it is spent."""
+        """Flow control is the stream window: the body stops when it is spent.
+        Only an h2c upgrade request's body comes as HTTP/1.1: that pauses the socket."""
+        if self.session.conn.upgrading:
+            self.session.conn.pause_reading()
 
     def resume_reading(self) -> None:
-        pass
+        self.session.conn.resume_reading()
 
     def consumed(self, size: int) -> None:
         self.proto.consumed(self.id, size)
