@@ -242,8 +242,8 @@ class HTTPCycle:
             if not message.get("more_trailers", False):
                 if state == STREAMING:  # trailers end the body
                     self.sink.send_body(self, b"", True)
+                self.sink.send_trailers(self, self.trailers)  # if it raises, the cycle fails
                 self.state = DONE
-                self.sink.send_trailers(self, self.trailers)
                 self.sink.response_complete(self)
                 self._wake()
         elif mtype == "http.response.early_hint":
@@ -279,7 +279,11 @@ class HTTPCycle:
         sink = self.sink
         if self.state == HELD:
             headers = list(self.headers)
-            if not more and not any(n.lower() == b"content-length" for n, _ in headers):
+            if (
+                not more
+                and self.trailers is None  # trailers need a chunked body
+                and not any(n.lower() == b"content-length" for n, _ in headers)
+            ):
                 headers.append((b"content-length", b"%d" % count))
             sink.start_response(self, self.status, headers, None, True)
             self.state = STREAMING
