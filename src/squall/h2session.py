@@ -74,9 +74,10 @@ class H2Session:
         new = self._new
         if new:
             self._new = []
-            for stream in new:
-                if stream.id in self.streams:
-                    stream.start()
+            if not proto.closed:  # after a connection error nothing more runs
+                for stream in new:
+                    if stream.id in self.streams:
+                        stream.start()
         self.schedule_flush()
 
     def upgrade(self, head: RequestHead, settings: bytes) -> HTTPCycle:
@@ -494,8 +495,10 @@ class H2WebSocketSink:
             self.proto.consumed(self.id, len(data))
             if self.session is not None:
                 self.session.feed(data)
-        if end_stream and self.session is not None:
-            self.session.connection_lost()
+        if end_stream:  # the client's side is done (RFC 8441 5.3): so is the session
+            if self.session is not None:
+                self.session.connection_lost()
+            self.close()
 
     def gone(self) -> None:
         if self.session is not None:

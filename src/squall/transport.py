@@ -543,6 +543,23 @@ class Connection(asyncio.Protocol):
             self._flush()
             self.closing = True
             self.transport.close()
+            pending = self.transport.get_write_buffer_size()
+            if pending:  # the rest goes out as the peer reads; a peer that stops is cut off
+                self.loop.call_later(self._linger_interval(), self._check_linger, pending)
+
+    def _linger_interval(self) -> float:
+        return max(1.0, float(self.server.config.timeout_keep_alive))
+
+    def _check_linger(self, before: int) -> None:
+        """A closing connection with output still buffered: abort it unless it moved."""
+        transport = self.transport
+        pending = transport.get_write_buffer_size()
+        if not pending or transport.get_extra_info("socket") is None:
+            return
+        if pending >= before:
+            transport.abort()
+        else:
+            self.loop.call_later(self._linger_interval(), self._check_linger, pending)
 
     def shutdown(self) -> None:
         """Graceful shutdown: close when idle, else after the current response."""

@@ -656,7 +656,7 @@ class H2Protocol:
     def send_headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
         """Send a header block (from :func:`encode_response` or trailers)."""
         stream = self.streams.get(stream_id)
-        if stream is None or stream.local_closed:
+        if stream is None or stream.local_closed or self.closed:
             return
         if end_stream:
             stream.response_done = True
@@ -682,7 +682,7 @@ class H2Protocol:
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         stream = self.streams.get(stream_id)
-        if stream is None or stream.local_closed or stream.response_done:
+        if stream is None or stream.local_closed or stream.response_done or self.closed:
             return
         size = len(data)
         if (
@@ -819,5 +819,5 @@ class H2Protocol:
             self._frame(GOAWAY, 0, 0, struct.pack(">LL", self.last_stream_id, NO_ERROR))
 
     def send_informational(self, stream_id: int, block: bytes) -> None:
-        if stream_id in self.streams:
+        if stream_id in self.streams and not self.closed:
             self._header_frames(stream_id, block, False)
