@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squall.logs import LOGGING_CONFIG
+from squall.sockets import parse_bind
 
 LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
 HTTP_CHOICES = ("auto", "httptools", "h11")
@@ -71,6 +72,24 @@ class Config:
     port: int = option(8000, "Bind socket to this port. 0 picks a free port.", "socket")
     uds: str | None = option(None, "Bind to a Unix domain socket.", "socket", metavar="PATH")
     fd: int | None = option(None, "Bind to a socket from this file descriptor.", "socket")
+    bind: list[str] = option(
+        [],
+        "Listen on HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N (repeatable; "
+        "replaces --host/--port/--uds/--fd).",
+        "socket",
+        multiple=True,
+        metavar="ADDRESS",
+    )
+    uds_perms: str | None = option(
+        None, "Permissions of the --uds socket file, in octal (e.g. 660).", "socket", metavar="MODE"
+    )
+    reuse_port: bool = option(
+        False,
+        "With --workers, each worker binds its own socket with SO_REUSEPORT "
+        "(the kernel balances connections) instead of sharing one.",
+        "socket",
+        negatable=False,
+    )
     backlog: int = option(2048, "Maximum number of connections to hold in backlog.", "socket")
 
     # -- implementation
@@ -104,7 +123,7 @@ class Config:
     )
     env_file: str | None = option(None, "Environment configuration file.", "app", metavar="PATH")
 
-    # -- processes (later work)
+    # -- processes
     workers: int | None = option(
         None,
         "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.",
@@ -279,10 +298,12 @@ class Config:
         0.25, "Delay between checks for --reload.", "process", unavailable=NOT_YET
     )
     timeout_worker_healthcheck: float = option(
-        5, "Seconds to wait for a worker's health check.", "process", unavailable=NOT_YET
+        5,
+        "Seconds without a heartbeat after which a worker is killed and replaced.",
+        "process",
     )
     limit_max_requests_jitter: int = option(
-        0, "Random extra requests before a worker exits.", "process", unavailable=NOT_YET
+        0, "Random extra requests (0 to this) added to --limit-max-requests per worker.", "process"
     )
     ws_max_size: int = option(
         16777216, "WebSocket max message size in bytes (counted after decompression).", "websocket"
@@ -400,8 +421,23 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "--ws wsproto: Squall's WebSocket support is built on websockets; use --ws auto"
         )
-    if cfg.workers is not None and cfg.workers > 1:
-        raise ConfigError("--workers: more than one worker " + NOT_YET)
+    _check_min("workers", cfg.workers, 1)
+    _check_min("limit_max_requests_jitter", cfg.limit_max_requests_jitter, 0)
+    _check_min("timeout_worker_healthcheck", cfg.timeout_worker_healthcheck, 1)
+    if cfg.uds_perms is not None:
+        try:
+            mode = int(cfg.uds_perms, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ConfigError(
+                f"--uds-perms: expected an octal mode like 660, got {cfg.uds_perms!r}"
+            )
+    for value in cfg.bind:
+        try:
+            parse_bind(value)
+        except ValueError as exc:
+            raise ConfigError(f"--bind: {exc}") from None
     for name in (
         "backlog",
         "limit_request_line",

@@ -170,3 +170,17 @@ def configure_logging(
         access = logging.getLogger("squall.access")
         access.handlers = []
         access.propagate = False
+
+
+def reopen_log_files() -> None:
+    """SIGUSR1: reopen every file handler's file (after logrotate moved it)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for item in loggers:
+        for handler in getattr(item, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()
+                    handler.stream = handler._open()
+                finally:
+                    handler.release()

@@ -17,6 +17,8 @@ def run(app: Any, **kwargs: Any) -> None:
     Uvicorn's ``run()``. Blocks; exits with status 3 if the server never started.
     """
     config = Config(app, **kwargs)
+    if (config.workers or 1) > 1:
+        sys.exit(_supervise(config))
     server = Server(config)
     try:
         server.run()
@@ -24,3 +26,15 @@ def run(app: Any, **kwargs: Any) -> None:
         pass
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def _supervise(config: Config) -> int:
+    from squall.logs import configure_logging
+    from squall.supervisors.workers import Supervisor
+
+    try:
+        configure_logging(config.log_config, config.log_level, config.access_log, config.use_colors)
+    except Exception as exc:
+        print(f"squall: error: --log-config: {exc}", file=sys.stderr)
+        return STARTUP_FAILURE
+    return Supervisor(config).run()

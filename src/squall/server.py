@@ -15,12 +15,13 @@ import contextlib
 import logging
 import os
 import platform
+import random
 import signal
 import socket
 import ssl
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
@@ -38,7 +39,7 @@ from squall.loading import (
     ssl_context,
 )
 from squall.logs import configure_logging
-from squall.sockets import bind_unix, describe, from_fd
+from squall.sockets import bind_all, describe, unix_paths
 from squall.state import ServerState
 from squall.transport import Connection
 
@@ -62,6 +63,12 @@ class Server:
         self.last_notified = 0.0
         self._captured: list[int] = []
         self._ssl: ssl.SSLContext | None = None
+        # called once when serving, then every second (a worker's health signal)
+        self.heartbeat: Callable[[], None] | None = None
+        self._own_sockets = False
+        self.request_limit = config.limit_max_requests
+        if self.request_limit is not None and config.limit_max_requests_jitter:
+            self.request_limit += random.randint(0, config.limit_max_requests_jitter)
 
     # -- entry points
 
@@ -145,21 +152,13 @@ class Server:
             return Connection(state)
 
         try:
-            listen: list[socket.socket] = list(sockets or ())
-            if not listen and config.uds:
-                listen.append(bind_unix(config.uds, config.backlog))
-            elif not listen and config.fd is not None:
-                listen.append(from_fd(config.fd))
-            if listen:
-                for sock in listen:
-                    self.servers.append(
-                        await loop.create_server(factory, sock=sock, **self._server_options())
-                    )
-            else:
+            self._own_sockets = not sockets
+            listen: list[socket.socket] = list(sockets or ()) or bind_all(
+                config, reuse_port=config.reuse_port
+            )
+            for sock in listen:
                 self.servers.append(
-                    await loop.create_server(
-                        factory, host=config.host, port=config.port, **self._server_options()
-                    )
+                    await loop.create_server(factory, sock=sock, **self._server_options())
                 )
         except OSError as exc:
             logger.error("%s", exc)
@@ -180,6 +179,8 @@ class Server:
                     "Squall running on %s (Press CTRL+C to quit)", describe(sock, config, scheme)
                 )
         self.started = True
+        if self.heartbeat is not None:
+            self.heartbeat()  # the first one says: ready
 
     def _server_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"backlog": self.config.backlog}
@@ -198,6 +199,8 @@ class Server:
         """One tick of the clock; True means: stop now."""
         state = self.state
         assert state is not None
+        if counter % 5 == 0 and self.heartbeat is not None:
+            self.heartbeat()  # twice a second
         if counter % 10 == 0:
             state.update_date()
             callback = self.config.callback_notify
@@ -208,7 +211,7 @@ class Server:
                     await callback()
         if self.should_exit:
             return True
-        limit = self.config.limit_max_requests
+        limit = self.request_limit
         if limit is not None and state.total_requests >= limit:
             logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
             return True
@@ -243,9 +246,10 @@ class Server:
                 await asyncio.wait_for(srv.wait_closed(), 1)
         if self.lifespan is not None:
             await self.lifespan.shutdown()
-        if self.config.uds:
-            with contextlib.suppress(OSError):
-                os.unlink(self.config.uds)
+        if self._own_sockets:  # bound here, so removed here
+            for path in unix_paths(self.config):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
     async def _wait_until_idle(self, state: ServerState, deadline: float | None) -> bool:
         """Wait for connections, then tasks, to finish; False if the deadline passed."""

@@ -1,4 +1,12 @@
-"""Creating listening sockets: TCP host and port, Unix paths, inherited fds."""
+"""Creating listening sockets: TCP, Unix paths, inherited fds, systemd sockets.
+
+:func:`bind_all` turns the configuration into listening sockets, in this
+order of precedence: systemd socket activation (``LISTEN_FDS`` for this
+process), ``--bind`` addresses (``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH``,
+``fd://N``, repeatable), ``--uds``, ``--fd``, then ``--host``/``--port``.
+A wildcard IPv6 host (``::``) is dual-stack, the same with one process or
+many, since the sockets are bound once, before any worker starts.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from squall.config import Config
 
+SD_LISTEN_FDS_START = 3
 
-def bind_unix(path: str, backlog: int) -> socket.socket:
-    """A Unix socket at ``path``; a stale socket file is replaced, mode 0666 if new."""
+
+def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket:
+    """A Unix socket at ``path``; a stale socket file is replaced.
+
+    ``mode`` sets the file's permissions (default 0666 for a new file)."""
     existed = os.path.exists(path)
     if existed:
         in_use = False
@@ -25,7 +37,9 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-        if not existed:
+        if mode is not None:
+            os.chmod(path, mode)
+        elif not existed:
             os.chmod(path, 0o666)
         sock.listen(backlog)
     except BaseException:
@@ -35,11 +49,111 @@ def bind_unix(path: str, backlog: int) -> socket.socket:
     return sock
 
 
+def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` resolves to (as asyncio does)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen = set()
+    chosen = 0  # with port 0, the port the first socket got: the others take it too
+    try:
+        for family, kind, proto, _, resolved in infos:
+            if (family, resolved) in seen:
+                continue
+            seen.add((family, resolved))
+            address = (resolved[0], chosen, *resolved[2:]) if chosen else resolved
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                # "::" alone serves IPv4 too; with several addresses each keeps its own
+                v6only = 0 if host in ("::", "") and len(infos) == 1 else 1
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+            if port == 0 and not chosen:
+                chosen = sock.getsockname()[1]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def from_fd(fd: int) -> socket.socket:
     """An inherited listening socket; its family is detected from the fd."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     return sock
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """Sockets passed by systemd socket activation to this process (then forgotten)."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "0")) != os.getpid():
+            return []
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    return [from_fd(fd) for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)]
+
+
+def parse_bind(value: str) -> tuple[str, str | int, int]:
+    """``--bind`` forms: ("tcp", host, port), ("unix", path, 0), ("fd", n, 0)."""
+    if value.startswith("unix:"):
+        return ("unix", value[5:], 0)
+    if value.startswith("fd://"):
+        return ("fd", int(value[5:]), 0)
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if not rest.startswith(":"):
+            raise ValueError(f"expected [IPv6]:PORT, got {value!r}")
+        return ("tcp", host, int(rest[1:]))
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT, unix:PATH or fd://N, got {value!r}")
+    return ("tcp", host, int(port))
+
+
+def bind_all(config: Config, reuse_port: bool = False) -> list[socket.socket]:
+    """The listening sockets the configuration asks for."""
+    activated = systemd_sockets()
+    if activated:
+        return activated
+    mode = int(config.uds_perms, 8) if config.uds_perms else None
+    sockets: list[socket.socket] = []
+    try:
+        if config.bind:
+            for value in config.bind:
+                kind, where, port = parse_bind(value)
+                if kind == "unix":
+                    sockets.append(bind_unix(str(where), config.backlog, mode))
+                elif kind == "fd":
+                    sockets.append(from_fd(int(where)))
+                else:
+                    sockets += bind_tcp(str(where), port, config.backlog, reuse_port)
+        elif config.uds:
+            sockets.append(bind_unix(config.uds, config.backlog, mode))
+        elif config.fd is not None:
+            sockets.append(from_fd(config.fd))
+        else:
+            sockets += bind_tcp(config.host, config.port, config.backlog, reuse_port)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def unix_paths(config: Config) -> list[str]:
+    """The Unix socket files this configuration creates (removed at exit)."""
+    if config.bind:
+        return [v[5:] for v in config.bind if v.startswith("unix:")]
+    return [config.uds] if config.uds else []
 
 
 def describe(sock: socket.socket, config: Config, scheme: str = "http") -> str:

@@ -90,7 +90,6 @@ def test_bad_option_value_is_one_line(app_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
-        (["--workers", "2"], "--workers"),
         (["--reload"], "--reload"),
     ],
 )

@@ -233,8 +233,6 @@ def test_root_path_trailing_slash_stripped() -> None:
     ("kwargs", "flag"),
     [
         ({"reload": True}, "--reload"),
-        ({"workers": 2}, "--workers"),
-        ({"workers": 8}, "--workers"),
     ],
 )
 def test_unavailable_options_raise_one_line(kwargs: dict[str, object], flag: str) -> None:
@@ -289,9 +287,13 @@ def test_web_concurrency_sets_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Config("app:app").workers == 1
 
 
-def test_web_concurrency_above_one_not_available(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_web_concurrency_above_one_sets_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
-    assert config_error().startswith("--workers")
+    assert Config("app:app").workers == 4
+
+
+def test_workers_below_one_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config_error(workers=0).startswith("--workers: must be at least 1")
 
 
 def test_web_concurrency_not_an_integer(monkeypatch: pytest.MonkeyPatch) -> None:

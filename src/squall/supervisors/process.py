@@ -1,0 +1,97 @@
+"""One worker process, started by fork from a supervisor that never imports the app.
+
+The child runs a :class:`~squall.server.Server` on the supervisor's sockets
+(or, with ``--reuse-port``, on its own) and writes to a pipe: ``R`` once it
+serves (ready), then ``.`` every second from its main loop (alive). The
+supervisor reads the pipe to judge the worker's health; end of file means
+the worker has gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from squall.config import Config
+
+logger = logging.getLogger("squall.error")
+
+# signals the supervisor handles; a worker puts them back to their defaults
+SUPERVISOR_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGCHLD,
+)
+
+
+class Worker:
+    """The supervisor's view of one worker process."""
+
+    __slots__ = ("fd", "last_seen", "pid", "ready", "replaces", "started", "stopping")
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd  # read end of the heartbeat pipe
+        self.started = time.monotonic()
+        self.last_seen = self.started
+        self.ready = False
+        self.stopping = False  # asked to stop: its exit is expected
+        self.replaces: Worker | None = None  # rolling restart: the worker it takes over from
+
+
+def spawn(config: Config, sockets: list[socket.socket]) -> Worker:
+    """Fork a worker; in the child, serve and exit with the server's status."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        return Worker(pid, read_fd)
+    # -- the child
+    os.close(read_fd)
+    code = 1
+    try:
+        code = _serve(config, sockets, write_fd)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logger.exception("Worker failed")
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(config: Config, sockets: list[socket.socket], write_fd: int) -> int:
+    from squall.loading import STARTUP_FAILURE
+    from squall.logs import reopen_log_files
+    from squall.server import Server
+
+    signal.set_wakeup_fd(-1)
+    for sig in SUPERVISOR_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, lambda sig, frame: reopen_log_files())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's business
+    server = Server(config)
+    ready: list[bool] = []
+
+    def heartbeat() -> None:
+        try:
+            os.write(write_fd, b"." if ready else b"R")
+        except OSError:  # the supervisor has gone: stop serving
+            server.should_exit = True
+        ready.append(True)
+
+    server.heartbeat = heartbeat
+    server.run(sockets=None if config.reuse_port else sockets)
+    return 0 if server.started else STARTUP_FAILURE
