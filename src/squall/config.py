@@ -131,7 +131,10 @@ class Config:
         env="WEB_CONCURRENCY",
     )
     reload: bool = option(
-        False, "Enable auto-reload.", "process", negatable=False, unavailable=NOT_YET
+        False,
+        "Enable auto-reload: restart the worker when files change (watchfiles, else polling).",
+        "process",
+        negatable=False,
     )
 
     # -- logging
@@ -269,14 +272,12 @@ class Config:
         10, "Close a connection whose TLS handshake takes longer than this.", "tls"
     )
 
-    # -- accepted for Uvicorn compatibility; each refuses a non-default value until it works
     reload_dirs: list[str] = option(
         [],
         "Directories to watch for --reload (repeatable).",
         "process",
         multiple=True,
         flag="reload_dir",
-        unavailable=NOT_YET,
     )
     reload_includes: list[str] = option(
         [],
@@ -284,7 +285,6 @@ class Config:
         "process",
         multiple=True,
         flag="reload_include",
-        unavailable=NOT_YET,
     )
     reload_excludes: list[str] = option(
         [],
@@ -292,11 +292,8 @@ class Config:
         "process",
         multiple=True,
         flag="reload_exclude",
-        unavailable=NOT_YET,
     )
-    reload_delay: float = option(
-        0.25, "Delay between checks for --reload.", "process", unavailable=NOT_YET
-    )
+    reload_delay: float = option(0.25, "Delay between checks for --reload.", "process")
     timeout_worker_healthcheck: float = option(
         5,
         "Seconds without a heartbeat after which a worker is killed and replaced.",
@@ -423,6 +420,7 @@ def _validate(cfg: Config) -> None:
         )
     _check_min("workers", cfg.workers, 1)
     _check_min("limit_max_requests_jitter", cfg.limit_max_requests_jitter, 0)
+    _check_min("reload_delay", cfg.reload_delay, 0)
     _check_min("timeout_worker_healthcheck", cfg.timeout_worker_healthcheck, 1)
     if cfg.uds_perms is not None:
         try:

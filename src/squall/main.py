@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from squall.config import Config
 from squall.loading import STARTUP_FAILURE
 from squall.server import Server
+
+logger = logging.getLogger("squall.error")
 
 
 def run(app: Any, **kwargs: Any) -> None:
@@ -17,7 +20,7 @@ def run(app: Any, **kwargs: Any) -> None:
     Uvicorn's ``run()``. Blocks; exits with status 3 if the server never started.
     """
     config = Config(app, **kwargs)
-    if (config.workers or 1) > 1:
+    if config.reload or (config.workers or 1) > 1:
         sys.exit(_supervise(config))
     server = Server(config)
     try:
@@ -37,4 +40,13 @@ def _supervise(config: Config) -> int:
     except Exception as exc:
         print(f"squall: error: --log-config: {exc}", file=sys.stderr)
         return STARTUP_FAILURE
+    if config.reload:
+        from squall.supervisors.reload import Reloader
+
+        if not isinstance(config.app, str):
+            logger.error("--reload: pass the application as an import string (module:attribute)")
+            return STARTUP_FAILURE
+        if (config.workers or 1) > 1:
+            logger.warning("--reload and --workers: reloading runs a single worker")
+        return Reloader(config).run()
     return Supervisor(config).run()

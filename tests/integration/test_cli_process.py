@@ -87,21 +87,6 @@ def test_bad_option_value_is_one_line(app_dir: Path) -> None:
     assert out.stderr.strip() == "squall: error: --port: must be between 0 and 65535, got 70000"
 
 
-@pytest.mark.parametrize(
-    ("args", "flag"),
-    [
-        (["--reload"], "--reload"),
-    ],
-)
-def test_later_options_refuse_with_one_line(app_dir: Path, args: list[str], flag: str) -> None:
-    out = run_squall("hello:app", *args, cwd=app_dir)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"squall: error: {flag}")
-    assert "not available" in lines[0]
-
-
 def test_env_var_sets_option(squall_process, app_dir: Path) -> None:
     proc = squall_process(
         "hello:app", cwd=app_dir, env={"SQUALL_PORT": "0", "SQUALL_ROOT_PATH": "/api"}

@@ -299,7 +299,6 @@ def test_main_version_needs_no_app(capsys: pytest.CaptureFixture[str], no_run: l
     [
         (["main:app", "--port", "70000"], "--port"),
         (["main:app", "--backlog", "0"], "--backlog"),
-        (["main:app", "--reload"], "--reload"),
         (["main:app", "--workers", "0"], "--workers"),
         (["main:app", "--header", "nocolon"], "--header"),
         (["main:app", "--root-path", "api"], "--root-path"),

@@ -229,18 +229,6 @@ def test_root_path_trailing_slash_stripped() -> None:
 # -- options not available yet ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "flag"),
-    [
-        ({"reload": True}, "--reload"),
-    ],
-)
-def test_unavailable_options_raise_one_line(kwargs: dict[str, object], flag: str) -> None:
-    message = config_error(**kwargs)
-    assert message.startswith(flag)
-    assert "not available" in message
-
-
 def test_unavailable_options_at_defaults_are_fine() -> None:
     cfg = Config("app:app", reload=False, ssl_keyfile=None, workers=1)
     assert cfg.workers == 1
