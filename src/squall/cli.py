@@ -2,8 +2,9 @@
 
 Each field with an :class:`~squall.config.Option` record becomes a flag named
 after it (``limit_concurrency`` -> ``--limit-concurrency``) and can also be
-set through ``SQUALL_<NAME>``. Precedence: command line, then environment,
-then the field's default.
+set through ``SQUALL_<NAME>`` or a TOML file (see ``configfile.py``).
+Precedence: command line, then environment, then the file, then the field's
+default.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from squall import __version__
-from squall.config import Config, ConfigError, Option, env_name, flag_name, options
+from squall import __version__, configfile
+from squall.config import (
+    Config,
+    ConfigError,
+    Option,
+    env_name,
+    field_kind,
+    flag_name,
+    options,
+)
 
 GROUP_TITLES = {
     "app": "Application",
@@ -32,21 +41,8 @@ GROUP_TITLES = {
 }
 
 
-def _kind(f: dataclasses.Field[Any]) -> str:
-    text = str(f.type)
-    if text.startswith("bool"):
-        return "bool"
-    if text.startswith("list"):
-        return "list"
-    if "float" in text:
-        return "float"
-    if text.startswith("int"):
-        return "int"
-    return "str"
-
-
 def _converter(f: dataclasses.Field[Any], meta: Option) -> Callable[[str], Any]:
-    kind = _kind(f)
+    kind = field_kind(f)
     if kind == "int":
         return int
     if kind == "float":
@@ -73,13 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("app", nargs="?", metavar="APP", help="The ASGI app, as module:attribute.")
     parser.add_argument("--version", action="store_true", help="Print the version and exit.")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="Read options from this TOML file (default: [tool.squall] in ./pyproject.toml).",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="Check the configuration (file, environment, command line) and exit.",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="Print the effective configuration as TOML and exit.",
+    )
     groups = {key: parser.add_argument_group(title) for key, title in GROUP_TITLES.items()}
     for f, meta in options():
         if not meta.cli:
             continue
         group = groups.get(meta.group, parser)
         flag = flag_name(f, meta)
-        kind = _kind(f)
+        kind = field_kind(f)
         help_text = meta.help
         if meta.unavailable:
             help_text += " (not available yet)"
@@ -106,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _from_env(f: dataclasses.Field[Any], meta: Option, raw: str) -> Any:
-    kind = _kind(f)
+    kind = field_kind(f)
     if kind == "bool":
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -123,7 +134,13 @@ def _from_env(f: dataclasses.Field[Any], meta: Option, raw: str) -> Any:
 
 
 def parse(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
-    """Return (app, Config keyword arguments) from the command line and environment."""
+    """Return (app, Config keyword arguments) from the command line, environment and file."""
+    app, kwargs, _ = parse_command(argv)
+    return app, kwargs
+
+
+def parse_command(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any], str | None]:
+    """As :func:`parse`, plus the action asked for: "check", "print" or None (serve)."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.version:
@@ -132,6 +149,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
             f"{platform.python_version()} on {platform.system()}"
         )
         raise SystemExit(0)
+    found = configfile.find_file(ns.config)
+    from_file = configfile.load(*found) if found else {}
     kwargs: dict[str, Any] = {}
     for f, meta in options():
         if not meta.cli:
@@ -141,24 +160,35 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
             raw = os.environ.get(env_name(f))
             if raw is not None:
                 value = _from_env(f, meta, raw)
+        if value is None:
+            value = from_file.get(f.name)
         if value is not None:
             kwargs[f.name] = value
-    app = ns.app or os.environ.get("SQUALL_APP")
+    app = ns.app or os.environ.get("SQUALL_APP") or from_file.get("app")
     if not app:
         parser.error("the APP argument is required (for example: squall main:app)")
     kwargs.setdefault("app_dir", "")
-    return app, kwargs
+    action = "check" if ns.check_config else "print" if ns.print_config else None
+    return app, kwargs, action
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from squall.main import run
 
     try:
-        app, kwargs = parse(argv)
-        Config(app, **kwargs)  # validate before anything starts
+        app, kwargs, action = parse_command(argv)
+        config = Config(app, **kwargs)  # validate before anything starts
     except ConfigError as exc:
         print(f"squall: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if action == "check":
+        print("squall: configuration OK")
+        return
+    if action == "print":
+        values = {"app": app}
+        values.update((f.name, getattr(config, f.name)) for f, meta in options() if meta.cli)
+        print(configfile.dump(values), end="")
+        return
     run(app, **kwargs)
 
 
@@ -169,9 +199,9 @@ def reference_markdown() -> str:
         if not meta.cli:
             continue
         flag = flag_name(f, meta)
-        if _kind(f) == "bool" and meta.bool_value:
+        if field_kind(f) == "bool" and meta.bool_value:
             flag = f"{flag} BOOL"
-        elif _kind(f) == "bool" and meta.negatable:
+        elif field_kind(f) == "bool" and meta.negatable:
             flag = f"{flag} / --no-{flag[2:]}"
         elif meta.choices:
             flag = f"{flag} {{{','.join(meta.choices)}}}"

@@ -358,6 +358,20 @@ def env_name(f: dataclasses.Field[Any]) -> str:
     return "SQUALL_" + f.name.upper()
 
 
+def field_kind(f: dataclasses.Field[Any]) -> str:
+    """How a field's values are written: bool, list, float, int or str."""
+    text = str(f.type)
+    if text.startswith("bool"):
+        return "bool"
+    if text.startswith("list"):
+        return "list"
+    if "float" in text:
+        return "float"
+    if text.startswith("int"):
+        return "int"
+    return "str"
+
+
 def _set(cfg: Config, name: str, value: Any) -> None:
     object.__setattr__(cfg, name, value)
 
