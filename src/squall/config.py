@@ -236,6 +236,40 @@ class Config:
         "HTTP/2: most CONTINUATION frames in one header block (more is ENHANCE_YOUR_CALM).",
         "limits",
     )
+    limit_request_body: int | None = option(
+        None,
+        "Largest request body in bytes; larger gets 413 before the app reads past it "
+        "(also for chunked and HTTP/2 bodies). Default: no limit.",
+        "limits",
+    )
+    limit_connections: int | None = option(
+        None,
+        "Most open connections; beyond it the server stops accepting until one closes "
+        "(new connections wait in the listen backlog).",
+        "limits",
+    )
+    max_requests_per_connection: int | None = option(
+        None,
+        "Close a keep-alive connection after this many requests (HTTP/2: GOAWAY).",
+        "limits",
+    )
+    timeout_request_header: float = option(
+        30,
+        "A request head must be complete within this many seconds of its first byte "
+        "(the slowloris defence; idle connections get --timeout-keep-alive).",
+        "limits",
+    )
+    timeout_request_body: float = option(
+        60,
+        "Close a connection whose request body stalls for this many seconds "
+        "(while the app is reading it).",
+        "limits",
+    )
+    timeout_write: float = option(
+        60,
+        "Drop a connection whose client has not read a response for this many seconds.",
+        "limits",
+    )
     timeout_keep_alive: float = option(
         5,
         "Close a connection that sends no request for this many seconds "
@@ -458,11 +492,18 @@ def _validate(cfg: Config) -> None:
         "limit_request_header_size",
     ):
         _check_min(name, getattr(cfg, name), 1)
-    for name in ("limit_concurrency", "limit_max_requests", "h11_max_incomplete_event_size"):
+    for name in (
+        "limit_concurrency",
+        "limit_max_requests",
+        "h11_max_incomplete_event_size",
+        "limit_connections",
+        "max_requests_per_connection",
+    ):
         _check_min(name, getattr(cfg, name), 1)
     for name in ("h2_max_concurrent_streams", "h2_max_header_list_size"):
         _check_min(name, getattr(cfg, name), 1)
     _check_min("h2_max_continuation_frames", cfg.h2_max_continuation_frames, 0)
+    _check_min("limit_request_body", cfg.limit_request_body, 0)
     if not 65535 <= cfg.h2_initial_window_size <= 2**31 - 1:
         raise ConfigError(
             "--h2-initial-window-size: must be between 65535 and 2147483647, "
@@ -472,7 +513,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("--ssl-keyfile: needs --ssl-certfile too")
     if cfg.ssl_cert_reqs not in (0, 1, 2):
         raise ConfigError(f"--ssl-cert-reqs: must be 0, 1 or 2, got {cfg.ssl_cert_reqs}")
-    for name in ("timeout_keep_alive", "timeout_graceful_shutdown", "timeout_tls_handshake"):
+    for name in (
+        "timeout_keep_alive",
+        "timeout_graceful_shutdown",
+        "timeout_tls_handshake",
+        "timeout_request_header",
+        "timeout_request_body",
+        "timeout_write",
+    ):
         _check_min(name, getattr(cfg, name), 0)
     _set(cfg, "headers", [_parse_header(h) for h in cfg.headers])
     if cfg.root_path and not cfg.root_path.startswith("/"):

@@ -86,6 +86,8 @@ class H2Session:
         head.http_version = "2"
         stream = self._http_stream(1, head, end_stream=False)
         assert stream is not None
+        self._new.remove(stream)
+        stream.start()  # now: its app reads the body as it comes
         return stream.cycle
 
     def connection_lost(self) -> None:

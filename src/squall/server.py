@@ -66,6 +66,7 @@ class Server:
         # called once when serving, then every second (a worker's health signal)
         self.heartbeat: Callable[[], None] | None = None
         self._own_sockets = False
+        self._listen: list[socket.socket] = []  # the bound sockets, with --limit-connections
         self.request_limit = config.limit_max_requests
         if self.request_limit is not None and config.limit_max_requests_jitter:
             self.request_limit += random.randint(0, config.limit_max_requests_jitter)
@@ -156,10 +157,19 @@ class Server:
             listen: list[socket.socket] = list(sockets or ()) or bind_all(
                 config, reuse_port=config.reuse_port
             )
+            limited = config.limit_connections is not None
             for sock in listen:
+                # with --limit-connections, servers get a copy: closing one to stop
+                # accepting leaves the socket (and its backlog) open
                 self.servers.append(
-                    await loop.create_server(factory, sock=sock, **self._server_options())
+                    await loop.create_server(
+                        factory, sock=sock.dup() if limited else sock, **self._server_options()
+                    )
                 )
+            if limited:
+                self._listen = listen
+                state.pause_accepting = self._pause_accepting
+                state.resume_accepting = self._schedule_resume
         except OSError as exc:
             logger.error("%s", exc)
             await self.lifespan.shutdown()
@@ -181,6 +191,28 @@ class Server:
         self.started = True
         if self.heartbeat is not None:
             self.heartbeat()  # the first one says: ready
+
+    def _pause_accepting(self) -> None:
+        for srv in self.servers:
+            srv.close()
+
+    def _schedule_resume(self) -> None:
+        assert self.state is not None
+        self.state.loop.create_task(self._resume_accepting())
+
+    async def _resume_accepting(self) -> None:
+        state = self.state
+        if state is None or state.shutting_down:
+            return
+
+        def factory() -> Connection:
+            assert state is not None
+            return Connection(state)
+
+        self.servers = [
+            await state.loop.create_server(factory, sock=sock.dup(), **self._server_options())
+            for sock in self._listen
+        ]
 
     def _server_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"backlog": self.config.backlog}
@@ -225,6 +257,9 @@ class Server:
             srv.close()
         for sock in sockets or ():
             sock.close()
+        if self._own_sockets:
+            for sock in self._listen:
+                sock.close()
         state.shutting_down = True
         for conn in list(state.connections):
             conn.shutdown()

@@ -41,6 +41,7 @@ DRAIN_LIMIT = 65536  # unread request body dropped to keep a connection; beyond 
 
 class Connection(asyncio.Protocol):
     __slots__ = (
+        "_body_received",
         "_deadline",
         "_drain_waiters",
         "_drained",
@@ -49,10 +50,14 @@ class Connection(asyncio.Protocol):
         "_fresh",
         "_pipeline",
         "_read_paused",
+        "_reading_body",
         "_refusal",
+        "_requests",
         "_timer",
+        "_waiting",
         "_wbuf",
         "_wbuf_size",
+        "_write_deadline",
         "closing",
         "cycle",
         "h2",
@@ -88,8 +93,13 @@ class Connection(asyncio.Protocol):
         self._wbuf: list[bytes] = []
         self._wbuf_size = 0
         self._flush_scheduled = False
-        self._deadline: float | None = None
+        self._deadline: float | None = None  # keep-alive, request head or body deadline
+        self._write_deadline: float | None = None  # while the client does not read
         self._timer: asyncio.TimerHandle | None = None
+        self._waiting = True  # for a request: the keep-alive deadline runs
+        self._reading_body = False  # the body deadline runs
+        self._body_received = 0  # of the request being parsed (for --limit-request-body)
+        self._requests = 0
         self.closing = False
         self.ws: WebSocketSession | None = None  # after a WebSocket upgrade
         self.h2: H2Session | None = None  # serving HTTP/2
@@ -101,7 +111,10 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.info = self.server.conn_info(transport)
-        self.server.connections.add(self)
+        server = self.server
+        server.connections.add(self)
+        if server.limit_connections is not None:
+            server.connection_opened()
         if logger.isEnabledFor(5):
             logger.log(5, "%s - HTTP connection made", self.info.client_label)
         self._arm(self.server.config.timeout_keep_alive)
@@ -111,6 +124,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.connections.discard(self)
+        if self.server.limit_connections is not None:
+            self.server.connection_closed()
         if logger.isEnabledFor(5):
             logger.log(5, "%s - HTTP connection lost", self.info.client_label)
         for cycle in self._cycles():
@@ -133,13 +148,16 @@ class Connection(asyncio.Protocol):
         if self.h2 is not None and not self.upgrading:
             self.h2.feed(data)
             return
-        if self._fresh:
-            self._fresh = False
-            if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
-                self._start_h2()
-                assert self.h2 is not None
-                self.h2.feed(data)
-                return
+        if self._waiting:  # the first bytes of a request: its head has a deadline
+            self._waiting = False
+            self._deadline = self.loop.time() + self.server.config.timeout_request_header
+            if self._fresh:
+                self._fresh = False
+                if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
+                    self._start_h2()
+                    assert self.h2 is not None
+                    self.h2.feed(data)
+                    return
         try:
             self.proto.feed(data)
             unparsed = self.proto.unparsed
@@ -164,9 +182,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self._write_deadline = deadline = self.loop.time() + self.server.config.timeout_write
+        self._schedule(deadline)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._write_deadline = None
         self._wake_drainers()
 
     # -- H1Events: calls from the parser
@@ -193,10 +214,24 @@ class Connection(asyncio.Protocol):
         scope = http_scope(head, self.info, server.root_path, server.state)
         if self.info.trusted and head.forwarded:
             apply_proxy_headers(scope, server.trusted_hosts)
+        self._requests += 1
+        per_connection = server.config.max_requests_per_connection
+        if per_connection is not None and self._requests >= per_connection:
+            head.keep_alive = False
+        limit = server.limit_request_body
+        if limit is not None:
+            self._body_received = 0
+            if head.content_length > limit:
+                logger.info("%s - Request body too large: 413", self.info.client_label)
+                app = server.refusal(413, "Request Entity Too Large")
+                head.keep_alive = False
         cycle = HTTPCycle(scope, self, head.expect_continue)
         self.parsing = cycle
         if head.content_length == 0 and not head.chunked:
             cycle.body_complete = True
+        else:
+            self._reading_body = True
+            self._deadline = self.loop.time() + server.config.timeout_request_body
         if self.cycle is None:
             self._start(cycle, head, app)
         else:
@@ -207,6 +242,14 @@ class Connection(asyncio.Protocol):
         cycle = self.parsing
         if cycle is None:
             return
+        if self._reading_body:
+            self._deadline = self.loop.time() + self.server.config.timeout_request_body
+        limit = self.server.limit_request_body
+        if limit is not None:
+            self._body_received += len(data)
+            if self._body_received > limit and cycle is not self._draining:
+                self._body_too_large(cycle)
+                return
         if cycle is self._draining:  # answered already: the rest of its body is dropped
             self._drained += len(data)
             if self._drained > DRAIN_LIMIT:
@@ -216,6 +259,9 @@ class Connection(asyncio.Protocol):
 
     def on_request_end(self) -> None:
         cycle = self.parsing
+        if self._reading_body:
+            self._reading_body = False
+            self._deadline = None
         if self.upgrading:
             self.parsing = None
             if cycle is not None:
@@ -487,27 +533,88 @@ class Connection(asyncio.Protocol):
                     waiter.set_result(None)
 
     def _arm(self, seconds: float) -> None:
-        """Set the idle deadline; one timer handle is kept and re-armed lazily."""
+        """Wait for a request: the keep-alive deadline."""
         deadline = self.loop.time() + seconds
         self._deadline = deadline
-        if self._timer is None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._waiting = True
+        self._schedule(deadline)
+
+    def _schedule(self, when: float) -> None:
+        """One timer handle per connection; moved only when a deadline comes sooner."""
+        timer = self._timer
+        if timer is None:
+            self._timer = self.loop.call_at(when, self._on_timer)
+        elif when < timer.when():
+            timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
+        """Named deadlines: keep-alive (idle), request head, request body, write."""
         self._timer = None
-        deadline = self._deadline
-        if deadline is None or self.closing:
+        if self.closing:
             return
-        if self.loop.time() >= deadline:
+        now = self.loop.time()
+        write_deadline = self._write_deadline
+        if write_deadline is not None and now >= write_deadline:
+            logger.info("%s - Client did not read for --timeout-write", self.info.client_label)
+            self.closing = True
+            self.transport.abort()
+            return
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
             if self.h2 is not None:
                 if not self.h2.streams:
                     self.h2.idle_timeout()
+                    return
+                deadline = None
+            elif self._reading_body:
+                if self._read_paused:  # the app is not reading: not the client's fault
+                    deadline = self._deadline = now + self.server.config.timeout_request_body
+                else:
+                    self._request_timeout("Request body timed out")
+                    return
             elif self.cycle is None:
-                if logger.isEnabledFor(5):
-                    logger.log(5, "%s - keep-alive timeout", self.info.client_label)
-                self._close()
-        else:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+                if self._waiting:
+                    if logger.isEnabledFor(5):
+                        logger.log(5, "%s - keep-alive timeout", self.info.client_label)
+                    self._close()
+                else:
+                    self._request_timeout("Request header timed out")
+                return
+            else:
+                deadline = None
+        upcoming = [d for d in (deadline, write_deadline) if d is not None]
+        if upcoming:
+            self._timer = self.loop.call_at(min(upcoming), self._on_timer)
+
+    def _request_timeout(self, reason: str) -> None:
+        """A request that stalled: 408 if nothing was answered yet, then close."""
+        logger.info("%s - %s: 408", self.info.client_label, reason)
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.disconnect()
+        current = self.cycle
+        if current is None or current.state == IDLE or current.state == HELD:
+            if current is not None:
+                current.state = DONE
+            self._flush()
+            self.transport.write(
+                error_response(408, "Request Timeout", self.server.default_headers)
+            )
+        self._close()
+
+    def _body_too_large(self, cycle: HTTPCycle) -> None:
+        """A body over --limit-request-body: 413 if nothing was answered, then close."""
+        logger.info("%s - Request body too large: 413", self.info.client_label)
+        cycle.disconnect()
+        if cycle is self.cycle and (cycle.state == IDLE or cycle.state == HELD):
+            cycle.state = DONE
+            cycle.status = 413
+            self._flush()
+            self.transport.write(
+                error_response(413, "Request Entity Too Large", self.server.default_headers)
+            )
+        self._close()
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer a bad request and close; pending responses go first."""
@@ -575,6 +682,8 @@ class Connection(asyncio.Protocol):
 
 _REASONS = {
     400: "Bad Request",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
     414: "URI Too Long",
     417: "Expectation Failed",
     431: "Request Header Fields Too Large",
