@@ -1,4 +1,10 @@
-"""What every connection of one server shares: config, app, counters, defaults."""
+"""What every connection of one server shares: config, app, counters, defaults.
+
+Access log rule: connections call :meth:`ServerState.log_access` once per
+response, only while ``access_log`` is true. It writes to the ``squall.access``
+logger, or, when ``access_hook`` is set, calls the hook instead (an embedder,
+such as the Gunicorn worker, that sets the hook also sets ``access_log``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
 from squall.asgi.scope import ConnInfo
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
     from squall.transport import Connection
 
 access_logger = logging.getLogger("squall.access")
+logger = logging.getLogger("squall.error")
+
+# (the cycle or WebSocket session, its connection, loop.time() at completion)
+AccessHook: TypeAlias = Callable[["HTTPCycle | WebSocketSession", ConnInfo, float], None]
 
 _CTRL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
 
@@ -57,8 +68,15 @@ class ServerState:
         self.trusted_hosts = TrustedHosts(config.trusted_proxies)
         self.proxy_headers = config.proxy_headers
         self.limit_concurrency = config.limit_concurrency
+        self.limit_request_body = config.limit_request_body
+        self.limit_connections = config.limit_connections
+        # set by the Server when --limit-connections is given: stop/start accepting
+        self.pause_accepting: Callable[[], None] | None = None
+        self.resume_accepting: Callable[[], None] | None = None
+        self._accepting = True
         self.websockets = config.ws != "none"
         self.access_log = config.access_log and access_logger.hasHandlers()
+        self.access_hook: AccessHook | None = None  # replaces the logger when set
         self.limits = Limits(
             request_line=config.limit_request_line,
             fields=config.limit_request_fields,
@@ -177,6 +195,22 @@ class ServerState:
             "cipher_suite": self._cipher_ids.get(cipher[0]) if cipher else None,
         }
 
+    def connection_opened(self) -> None:
+        """--limit-connections: at the limit, stop accepting (the backlog holds the rest)."""
+        limit = self.limit_connections
+        if limit is not None and self._accepting and len(self.connections) >= limit:
+            self._accepting = False
+            logger.warning("Reached --limit-connections (%d); not accepting for now", limit)
+            if self.pause_accepting is not None:
+                self.pause_accepting()
+
+    def connection_closed(self) -> None:
+        limit = self.limit_connections
+        if limit is not None and not self._accepting and len(self.connections) < limit:
+            self._accepting = True
+            if self.resume_accepting is not None:
+                self.resume_accepting()
+
     # -- per request
 
     def over_capacity(self) -> bool:
@@ -202,6 +236,9 @@ class ServerState:
         return refuse
 
     def log_access(self, cycle: HTTPCycle | WebSocketSession, info: ConnInfo, now: float) -> None:
+        if self.access_hook is not None:
+            self.access_hook(cycle, info, now)
+            return
         scope = cycle.scope
         path = quote(scope["path"])
         query = scope["query_string"]
