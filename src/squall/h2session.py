@@ -50,6 +50,7 @@ class H2Session:
         "idle_since",
         "loop",
         "proto",
+        "requests",
         "running",
         "server",
         "streams",
@@ -62,6 +63,7 @@ class H2Session:
         self.proto = h2.H2Protocol(self, self.server.h2_limits)
         self.streams: dict[int, H2Stream | H2WebSocketSink] = {}
         self.running = 0  # apps still running, reset streams included
+        self.requests = 0
         self._new: list[H2Stream | H2WebSocketSink] = []
         self._flush_scheduled = False
         self.idle_since = True
@@ -158,9 +160,18 @@ class H2Session:
             return None
         server = self.server
         app = server.app
+        self.requests += 1
+        per_connection = server.config.max_requests_per_connection
+        if per_connection is not None and self.requests >= per_connection:
+            self.proto.goaway()  # this stream is served; later ones go elsewhere
         if server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
+        elif server.limit_request_body is not None and head.content_length > (
+            server.limit_request_body
+        ):
+            logger.info("%s - Request body too large: 413", self.conn.info.client_label)
+            app = server.refusal(413, "Request Entity Too Large")
         info = self.conn.info
         try:
             scope = http_scope(head, info, server.root_path, server.state)
@@ -258,6 +269,7 @@ class H2Stream:
     """One request stream: the :class:`~squall.asgi.http.ResponseSink` of its cycle."""
 
     __slots__ = (
+        "_received",
         "_remaining",
         "_waiter",
         "app",
@@ -278,6 +290,7 @@ class H2Stream:
         self.cycle: HTTPCycle = None  # type: ignore[assignment]
         self.head_only = head.method == "HEAD"
         self._remaining = -1  # declared response content-length still to send
+        self._received = 0  # request body bytes, for --limit-request-body
         self._waiter: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -300,12 +313,41 @@ class H2Stream:
     def receive(self, data: bytes, end_stream: bool) -> None:
         cycle = self.cycle
         if data:
+            limit = self.session.server.limit_request_body
+            if limit is not None:
+                self._received += len(data)
+                if self._received > limit:
+                    self._body_too_large()
+                    return
             if cycle.state == DONE:
                 self.proto.consumed(self.id, len(data))
             else:
                 cycle.feed_body(data)
         if end_stream:
             cycle.end_body()
+
+    def _body_too_large(self) -> None:
+        """Over --limit-request-body: 413 if nothing was answered, else a reset."""
+        cycle = self.cycle
+        session = self.session
+        logger.info("%s - Request body too large: 413", session.conn.info.client_label)
+        if cycle.state == IDLE or cycle.state == HELD:
+            cycle.state = DONE
+            cycle.status = 413
+            message = b"Request Entity Too Large\n"
+            block, _ = response_fields(
+                413,
+                [(b"content-type", b"text/plain; charset=utf-8")],
+                session.server.h2_defaults,
+            )
+            length = encode_field(b"content-length", b"%d" % len(message))
+            self.proto.send_headers(self.id, block + length, False)
+            self.proto.send_data(self.id, message, True)
+        else:
+            self.proto.reset(self.id, h2.CANCEL)
+        cycle.disconnect()
+        session.schedule_flush()
+        session.stream_done(self)
 
     def gone(self) -> None:
         """Reset by the peer, or the connection is lost."""
