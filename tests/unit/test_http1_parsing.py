@@ -373,7 +373,8 @@ def test_feed_eof_with_partial_request_makes_no_calls(backend: type[HTTP1]) -> N
         (b"X-Forwarded-For: 1.2.3.4", True),
         (b"X-Forwarded-Proto: https", True),
         (b"x-forwarded-for: 1.2.3.4, 5.6.7.8", True),
-        (b"Forwarded: for=1.2.3.4", False),
+        (b"Forwarded: for=1.2.3.4", True),
+        (b"X-Forwarded-Prefix: /api", True),
         (b"X-Real-IP: 1.2.3.4", False),
     ],
 )

@@ -40,13 +40,22 @@ class MalformedRequest(Exception):
 # -- requests ---------------------------------------------------------------
 
 # request field names already checked: name -> kind
-_N_OTHER, _N_TE, _N_CL, _N_HOST, _N_COOKIE, _N_EXPECT, _N_CONN = range(7)
+_N_OTHER, _N_TE, _N_CL, _N_HOST, _N_COOKIE, _N_EXPECT, _N_FWD, _N_CONN = range(8)
+FORWARDING = (
+    b"forwarded",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-prefix",
+)
 _request_names: dict[bytes, int] = {
     b"te": _N_TE,
     b"content-length": _N_CL,
     b"host": _N_HOST,
     b"cookie": _N_COOKIE,
     b"expect": _N_EXPECT,
+    **dict.fromkeys(FORWARDING, _N_FWD),
     **dict.fromkeys(CONNECTION_SPECIFIC, _N_CONN),
 }
 _methods: dict[bytes, str] = {}
@@ -67,6 +76,7 @@ def request_head(headers: list[tuple[bytes, bytes]], connect_protocol: bool) -> 
     cookies: list[bytes] | None = None
     content_length = -1
     expect_continue = False
+    forwarded = False
     names = _request_names
     for name, value in headers:
         if name[:1] == b":":
@@ -111,6 +121,8 @@ def request_head(headers: list[tuple[bytes, bytes]], connect_protocol: bool) -> 
                 continue
             elif kind == _N_EXPECT:
                 expect_continue = value.lower() == b"100-continue"
+            elif kind == _N_FWD:
+                forwarded = True
             else:
                 raise MalformedRequest("Connection-specific field")
         regular.append((name, value))
@@ -150,6 +162,7 @@ def request_head(headers: list[tuple[bytes, bytes]], connect_protocol: bool) -> 
     head.headers = regular
     head.content_length = content_length
     head.expect_continue = expect_continue
+    head.forwarded = forwarded
     head.upgrade = protocol
     return head
 

@@ -125,7 +125,7 @@ class RequestHead:
         self.content_length = 0
         self.expect_continue = False
         self.upgrade: bytes | None = None
-        self.forwarded = False  # carries an x-forwarded-* header
+        self.forwarded = False  # carries Forwarded or an X-Forwarded-* header
         self.switching = False  # set by the owner: the connection changes protocol after it
 
 
@@ -164,6 +164,10 @@ _SPECIAL_REQUEST = {
     b"upgrade": _H_UPGRADE,
     b"x-forwarded-for": _H_XFWD,
     b"x-forwarded-proto": _H_XFWD,
+    b"x-forwarded-host": _H_XFWD,
+    b"x-forwarded-port": _H_XFWD,
+    b"x-forwarded-prefix": _H_XFWD,
+    b"forwarded": _H_XFWD,
 }
 _DIGITS = frozenset(b"0123456789")
 # The methods llhttp knows; any other token gets 501 from both backends.
