@@ -236,6 +236,13 @@ class Config:
         "HTTP/2: most CONTINUATION frames in one header block (more is ENHANCE_YOUR_CALM).",
         "limits",
     )
+    proxy_protocol: bool = option(
+        False,
+        "Read a HAProxy PROXY protocol header (v1 or v2) at the start of each connection "
+        "from peers in --forwarded-allow-ips; its addresses replace the socket's.",
+        "http",
+        negatable=False,
+    )
     limit_request_body: int | None = option(
         None,
         "Largest request body in bytes; larger gets 413 before the app reads past it "

@@ -39,6 +39,7 @@ from squall.loading import (
     ssl_context,
 )
 from squall.logs import configure_logging
+from squall.proxyaccept import AcceptLoop
 from squall.sockets import bind_all, describe, unix_paths
 from squall.state import ServerState
 from squall.transport import Connection
@@ -158,6 +159,18 @@ class Server:
                 config, reuse_port=config.reuse_port
             )
             limited = config.limit_connections is not None
+            if config.proxy_protocol:
+                for sock in listen:
+                    self.servers.append(
+                        AcceptLoop(  # type: ignore[arg-type]
+                            state, sock, factory, self._ssl, config.timeout_tls_handshake
+                        )
+                    )
+                if limited:
+                    self._listen = listen
+                    state.pause_accepting = self._pause_accepting
+                    state.resume_accepting = self._schedule_resume
+                listen = []
             for sock in listen:
                 # with --limit-connections, servers get a copy: closing one to stop
                 # accepting leaves the socket (and its backlog) open
@@ -209,6 +222,14 @@ class Server:
             assert state is not None
             return Connection(state)
 
+        if self.config.proxy_protocol:
+            self.servers = [
+                AcceptLoop(  # type: ignore[misc]
+                    state, sock, factory, self._ssl, self.config.timeout_tls_handshake
+                )
+                for sock in self._listen
+            ]
+            return
         self.servers = [
             await state.loop.create_server(factory, sock=sock.dup(), **self._server_options())
             for sock in self._listen

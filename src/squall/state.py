@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
     from squall.config import Config
     from squall.protocols.http1 import HTTP1, H1Events
+    from squall.protocols.proxy import ProxyInfo
     from squall.transport import Connection
 
 access_logger = logging.getLogger("squall.access")
@@ -143,7 +144,9 @@ class ServerState:
             )
         return self._http_backend(events, self.limits)
 
-    def conn_info(self, transport: asyncio.BaseTransport) -> ConnInfo:
+    def conn_info(
+        self, transport: asyncio.BaseTransport, proxied: ProxyInfo | None = None
+    ) -> ConnInfo:
         sock = transport.get_extra_info("socket")
         scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         client: tuple[str, int] | None = None
@@ -158,6 +161,11 @@ class ServerState:
             name = transport.get_extra_info("sockname")
             if name:
                 server = (str(name[0]), int(name[1]))
+        if proxied is not None:  # a PROXY protocol header from a trusted peer
+            if proxied.client is not None:
+                client = proxied.client
+            if proxied.server is not None:
+                server = proxied.server
         if not self.proxy_headers:
             trusted = False
         elif client is None:

@@ -31,6 +31,7 @@ from squall.upgrade import start_websocket
 if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
     from squall.protocols.http1 import HTTP1
+    from squall.protocols.proxy import ProxyInfo
     from squall.state import ServerState
 
 logger = logging.getLogger("squall.error")
@@ -66,6 +67,7 @@ class Connection(asyncio.Protocol):
         "loop",
         "parsing",
         "proto",
+        "proxied",
         "server",
         "transport",
         "upgrading",
@@ -105,12 +107,13 @@ class Connection(asyncio.Protocol):
         self.h2: H2Session | None = None  # serving HTTP/2
         self.upgrading = False  # h2c: the upgrade request's body is still read as HTTP/1.1
         self._fresh = True  # nothing received yet: an HTTP/2 preface may come
+        self.proxied: ProxyInfo | None = None  # addresses from a PROXY protocol header
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.info = self.server.conn_info(transport)
+        self.info = self.server.conn_info(transport, self.proxied)
         server = self.server
         server.connections.add(self)
         if server.limit_connections is not None:
