@@ -151,6 +151,19 @@ class Config:
         choices=LOG_LEVEL_CHOICES,
     )
     access_log: bool = option(True, "Enable or disable the access log.", "logging")
+    access_log_format: str | None = option(
+        None,
+        "Access-log line in Gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(D)s' "
+        "(see the README). Default: Uvicorn's line.",
+        "logging",
+        metavar="FORMAT",
+    )
+    log_format: str = option(
+        "text",
+        "Log output: text lines, or JSON lines (one object per record, access and error logs).",
+        "logging",
+        choices=("text", "json"),
+    )
     use_colors: bool | None = option(None, "Enable or disable colorized logging.", "logging")
 
     # -- HTTP behaviour

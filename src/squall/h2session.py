@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
@@ -298,7 +299,7 @@ class H2Stream:
         server = session.server
         cycle = self.cycle
         if server.access_log:
-            cycle.start_time = session.loop.time()
+            cycle.start_time = perf_counter()
         session.running += 1
         task = session.loop.create_task(cycle.run(self.app, server.tasks))
         cycle.task = task
@@ -522,7 +523,7 @@ class H2WebSocketSink:
         h2 = self.h2
         server = h2.server
         if server.access_log:
-            self.session.start_time = h2.loop.time()
+            self.session.start_time = perf_counter()
         h2.running += 1
         task = h2.loop.create_task(self.session.run(server.app))
         server.tasks.add(task)

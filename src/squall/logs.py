@@ -15,6 +15,7 @@ import logging
 import logging.config
 import os
 import sys
+import time
 from copy import copy
 from typing import Any, Literal
 
@@ -107,6 +108,9 @@ class AccessFormatter(DefaultFormatter):
     """Adds ``client_addr``, ``request_line``, ``status_code`` and ``duration_ms``."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get("access_line")
+        if line is not None:  # --access-log-format: the line is complete
+            return str(line)
         record = copy(record)
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:
@@ -126,6 +130,37 @@ class AccessFormatter(DefaultFormatter):
         return super().formatMessage(record)
 
 
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, and for access
+    records the request's fields (client, method, path, status, duration...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+            + f".{int(record.msecs):03d}"
+            + time.strftime("%z"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        access = record.__dict__.get("access")
+        if access is not None:
+            data.update(access)
+            data["message"] = record.__dict__.get("access_line") or record.getMessage()
+        else:
+            data["message"] = record.getMessage()
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def json_logging_config(base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with every formatter replaced by :class:`JSONFormatter`."""
+    config: dict[str, Any] = json.loads(json.dumps(base, default=str))
+    for name in config.get("formatters", {}):
+        config["formatters"][name] = {"()": "squall.logs.JSONFormatter"}
+    return config
+
+
 def _status_level(status: int) -> int:
     if status >= 500:
         return logging.ERROR
@@ -135,9 +170,15 @@ def _status_level(status: int) -> int:
 
 
 def configure_logging(
-    log_config: Any, log_level: str | int | None, access_log: bool, use_colors: bool | None
+    log_config: Any,
+    log_level: str | int | None,
+    access_log: bool,
+    use_colors: bool | None,
+    log_format: str = "text",
 ) -> None:
     """Apply the log config, then the level and access-log switches."""
+    if log_format == "json" and isinstance(log_config, dict):
+        log_config = json_logging_config(log_config)
     if log_config is not None:
         if isinstance(log_config, dict):
             if use_colors is not None:

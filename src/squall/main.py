@@ -36,7 +36,13 @@ def _supervise(config: Config) -> int:
     from squall.supervisors.workers import Supervisor
 
     try:
-        configure_logging(config.log_config, config.log_level, config.access_log, config.use_colors)
+        configure_logging(
+            config.log_config,
+            config.log_level,
+            config.access_log,
+            config.use_colors,
+            config.log_format,
+        )
     except Exception as exc:
         print(f"squall: error: --log-config: {exc}", file=sys.stderr)
         return STARTUP_FAILURE

@@ -98,7 +98,11 @@ class Server:
         config = self.config
         try:
             configure_logging(
-                config.log_config, config.log_level, config.access_log, config.use_colors
+                config.log_config,
+                config.log_level,
+                config.access_log,
+                config.use_colors,
+                config.log_format,
             )
         except ImportError:
             print(

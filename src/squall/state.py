@@ -18,6 +18,11 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
+from squall.accesslog import (
+    AccessAtoms,
+    access_fields,
+    escape_for_log,
+)
 from squall.asgi.scope import ConnInfo
 from squall.middleware.proxy_headers import TrustedHosts
 from squall.protocols.h2fields import default_fields
@@ -38,13 +43,6 @@ logger = logging.getLogger("squall.error")
 
 # (the cycle or WebSocket session, its connection, loop.time() at completion)
 AccessHook: TypeAlias = Callable[["HTTPCycle | WebSocketSession", ConnInfo, float], None]
-
-_CTRL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
-
-
-def escape_for_log(text: str) -> str:
-    """Make request-derived text safe for terminals and log files (CVE-2020-7694)."""
-    return text.translate(_CTRL)
 
 
 class ServerState:
@@ -78,6 +76,8 @@ class ServerState:
         self.websockets = config.ws != "none"
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.access_hook: AccessHook | None = None  # replaces the logger when set
+        self.access_format = config.access_log_format  # Gunicorn atoms, or None
+        self.json_logs = config.log_format == "json"
         self.limits = Limits(
             request_line=config.limit_request_line,
             fields=config.limit_request_fields,
@@ -248,6 +248,13 @@ class ServerState:
             self.access_hook(cycle, info, now)
             return
         scope = cycle.scope
+        # start_time is from perf_counter (the loop's clock has millisecond steps)
+        duration = time.perf_counter() - cycle.start_time if cycle.start_time else 0.0
+        extra: dict[str, Any] = {"duration": duration}
+        if self.access_format is not None:
+            extra["access_line"] = self.access_format % AccessAtoms(cycle, info, duration)
+        if self.json_logs:
+            extra["access"] = access_fields(cycle, info, duration)
         path = quote(scope["path"])
         query = scope["query_string"]
         if query:
@@ -259,7 +266,7 @@ class ServerState:
             path,
             scope["http_version"],
             cycle.status,
-            extra={"duration": now - cycle.start_time if cycle.start_time else 0.0},
+            extra=extra,
         )
 
 
@@ -314,3 +321,6 @@ def _rfc4514(cert: Any) -> str | None:
             "+".join(f"{_RDN_KEYS.get(key, key)}={_escape_rdn(value)}" for key, value in rdn)
         )
     return ",".join(rdns)
+
+
+__all__ = ["AccessHook", "ServerState", "escape_for_log"]

@@ -18,6 +18,7 @@ import base64
 import binascii
 import logging
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
@@ -326,7 +327,7 @@ class Connection(asyncio.Protocol):
         self.head = head
         server = self.server
         if server.access_log:
-            cycle.start_time = self.loop.time()
+            cycle.start_time = perf_counter()
         task = self.loop.create_task(cycle.run(app, server.tasks))
         cycle.task = task
         server.tasks.add(task)

@@ -10,6 +10,7 @@ the status RFC 6455 asks for), builds the scope, and starts the app with a
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.scope import websocket_scope
@@ -52,7 +53,7 @@ def start_websocket(conn: Connection, head: RequestHead) -> WebSocketSession | N
         ping_timeout=config.ws_ping_timeout,
     )
     if server.access_log:
-        session.start_time = conn.loop.time()
+        session.start_time = perf_counter()
     task = conn.loop.create_task(session.run(server.app))
     server.tasks.add(task)
     task.add_done_callback(server.tasks.discard)

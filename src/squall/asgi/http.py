@@ -87,6 +87,7 @@ class HTTPCycle:
         "expect_continue",
         "headers",
         "scope",
+        "sent",
         "sink",
         "start_time",
         "state",
@@ -111,6 +112,7 @@ class HTTPCycle:
         self.start_time = 0.0
         self.task: asyncio.Task[None] | None = None
         self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
+        self.sent = 0  # response body bytes, for the access log
 
     # -- fed by the owner
 
@@ -189,6 +191,7 @@ class HTTPCycle:
                 )
             body = message.get("body", b"")
             more = message.get("more_body", False)
+            self.sent += len(body)
             if not more and self.trailers is not None:
                 self._body_then_trailers(body)
                 return
@@ -289,6 +292,7 @@ class HTTPCycle:
             self.state = STREAMING
         if count > 0:
             await sink.send_file(self, fd, offset, count)
+            self.sent += count
         if not more:
             if self.trailers is not None:
                 self.state = TRAILERS
