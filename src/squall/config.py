@@ -249,6 +249,20 @@ class Config:
         "HTTP/2: most CONTINUATION frames in one header block (more is ENHANCE_YOUR_CALM).",
         "limits",
     )
+    metrics: str | None = option(
+        None,
+        "Serve Prometheus metrics on this HOST:PORT (its own listener; with --workers, "
+        "the supervisor serves the sum). Default: off.",
+        "http",
+        metavar="ADDRESS",
+    )
+    health_path: str | None = option(
+        None,
+        "Answer this path (e.g. /healthz) in the server itself, not the app: 200, "
+        "or 503 during a graceful shutdown.",
+        "http",
+        metavar="PATH",
+    )
     proxy_protocol: bool = option(
         False,
         "Read a HAProxy PROXY protocol header (v1 or v2) at the start of each connection "
@@ -499,6 +513,15 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 f"--uds-perms: expected an octal mode like 660, got {cfg.uds_perms!r}"
             )
+    if cfg.metrics is not None:
+        try:
+            kind, _, _ = parse_bind(cfg.metrics)
+        except ValueError as exc:
+            raise ConfigError(f"--metrics: {exc}") from None
+        if kind != "tcp":
+            raise ConfigError(f"--metrics: expected HOST:PORT, got {cfg.metrics!r}")
+    if cfg.health_path is not None and not cfg.health_path.startswith("/"):
+        raise ConfigError(f"--health-path: must start with '/', got {cfg.health_path!r}")
     for value in cfg.bind:
         try:
             parse_bind(value)

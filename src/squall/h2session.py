@@ -165,7 +165,9 @@ class H2Session:
         per_connection = server.config.max_requests_per_connection
         if per_connection is not None and self.requests >= per_connection:
             self.proto.goaway()  # this stream is served; later ones go elsewhere
-        if server.limit_concurrency is not None and server.over_capacity():
+        if server.health_path is not None and head.target == server.health_path:
+            app = server.health
+        elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
         elif server.limit_request_body is not None and head.content_length > (
@@ -269,6 +271,8 @@ def _placeholder(head: RequestHead) -> RequestHead:
 class H2Stream:
     """One request stream: the :class:`~squall.asgi.http.ResponseSink` of its cycle."""
 
+    is_websocket = False
+
     __slots__ = (
         "_received",
         "_remaining",
@@ -298,7 +302,7 @@ class H2Stream:
         session = self.session
         server = session.server
         cycle = self.cycle
-        if server.access_log:
+        if server.timed:
             cycle.start_time = perf_counter()
         session.running += 1
         task = session.loop.create_task(cycle.run(self.app, server.tasks))
@@ -455,8 +459,8 @@ class H2Stream:
         session = self.session
         server = session.server
         server.total_requests += 1
-        if server.access_log:
-            server.log_access(cycle, session.conn.info, session.loop.time())
+        if server.timed:
+            server.response_done(cycle, session.conn.info, "h2")
         session.stream_done(self)
 
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
@@ -475,8 +479,8 @@ class H2Stream:
             )
             self.proto.send_headers(self.id, block, False)
             self.proto.send_data(self.id, message, True)
-            if session.server.access_log:
-                session.server.log_access(cycle, session.conn.info, session.loop.time())
+            if session.server.timed:
+                session.server.response_done(cycle, session.conn.info, "h2")
         else:
             self.proto.reset(self.id, h2.INTERNAL_ERROR)
         session.schedule_flush()
@@ -508,6 +512,8 @@ class H2Stream:
 class H2WebSocketSink:
     """A WebSocket over an HTTP/2 stream (RFC 8441): the session's sink."""
 
+    is_websocket = True
+
     __slots__ = ("_waiter", "ended", "h2", "head", "id", "proto", "session")
 
     def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
@@ -522,7 +528,7 @@ class H2WebSocketSink:
     def start(self) -> None:
         h2 = self.h2
         server = h2.server
-        if server.access_log:
+        if server.timed:
             self.session.start_time = perf_counter()
         h2.running += 1
         task = h2.loop.create_task(self.session.run(server.app))
@@ -622,7 +628,7 @@ class H2WebSocketSink:
 
     def session_done(self, session: WebSocketSession) -> None:
         h2 = self.h2
-        if h2.server.access_log:
-            h2.server.log_access(session, h2.conn.info, h2.loop.time())
+        if h2.server.timed:
+            h2.server.response_done(session, h2.conn.info, "websocket")
         if self.ended:
             h2.stream_done(self)

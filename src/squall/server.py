@@ -39,8 +39,9 @@ from squall.loading import (
     ssl_context,
 )
 from squall.logs import configure_logging
+from squall.metrics import MetricsProtocol, http_answer, render
 from squall.proxyaccept import AcceptLoop
-from squall.sockets import bind_all, describe, unix_paths
+from squall.sockets import bind_all, describe, parse_bind, unix_paths
 from squall.state import ServerState
 from squall.transport import Connection
 
@@ -205,9 +206,31 @@ class Server:
                 logger.info(
                     "Squall running on %s (Press CTRL+C to quit)", describe(sock, config, scheme)
                 )
+        if config.metrics and self.heartbeat is None:  # a worker leaves it to its supervisor
+            await self._serve_metrics(config.metrics)
         self.started = True
         if self.heartbeat is not None:
             self.heartbeat()  # the first one says: ready
+
+    async def _serve_metrics(self, address: str) -> None:
+        state = self.state
+        assert state is not None
+        _, host, port = parse_bind(address)
+
+        def answer() -> bytes:
+            assert state is not None and state.metrics is not None
+            return http_answer(render(state.metrics.snapshot(state)))
+
+        try:
+            self.servers.append(
+                await state.loop.create_server(
+                    lambda: MetricsProtocol(answer), host=str(host), port=port
+                )
+            )
+        except OSError as exc:
+            logger.error("--metrics: %s", exc)
+            raise SystemExit(STARTUP_FAILURE) from None
+        logger.info("Metrics on http://%s:%d/metrics", host, port)
 
     def _pause_accepting(self) -> None:
         for srv in self.servers:

@@ -24,6 +24,7 @@ from squall.accesslog import (
     escape_for_log,
 )
 from squall.asgi.scope import ConnInfo
+from squall.metrics import Metrics, health_app
 from squall.middleware.proxy_headers import TrustedHosts
 from squall.protocols.h2fields import default_fields
 from squall.protocols.http1 import Limits, default_block
@@ -77,6 +78,11 @@ class ServerState:
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.access_hook: AccessHook | None = None  # replaces the logger when set
         self.access_format = config.access_log_format  # Gunicorn atoms, or None
+        self.metrics = Metrics() if config.metrics else None
+        self.health_path = config.health_path.encode() if config.health_path else None
+        self.health = health_app(self)
+        # start times are taken only when something reads them
+        self.timed = self.access_log or self.metrics is not None
         self.json_logs = config.log_format == "json"
         self.limits = Limits(
             request_line=config.limit_request_line,
@@ -242,6 +248,17 @@ class ServerState:
             await send({"type": "http.response.body", "body": body})
 
         return refuse
+
+    def response_done(
+        self, cycle: HTTPCycle | WebSocketSession, info: ConnInfo, protocol: str
+    ) -> None:
+        """A response (or WebSocket session) ended: metrics, then the access log."""
+        metrics = self.metrics
+        if metrics is not None:
+            duration = time.perf_counter() - cycle.start_time if cycle.start_time else 0.0
+            metrics.observe(protocol, cycle.status, duration, getattr(cycle, "sent", 0))
+        if self.access_log:
+            self.log_access(cycle, info, 0.0)
 
     def log_access(self, cycle: HTTPCycle | WebSocketSession, info: ConnInfo, now: float) -> None:
         if self.access_hook is not None:

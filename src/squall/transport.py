@@ -146,6 +146,9 @@ class Connection(asyncio.Protocol):
         self._wake_drainers()
 
     def data_received(self, data: bytes) -> None:
+        metrics = self.server.metrics
+        if metrics is not None:
+            metrics.bytes_in += len(data)
         if self.ws is not None:
             self.ws.feed(data)
             return
@@ -209,6 +212,8 @@ class Connection(asyncio.Protocol):
             head.keep_alive = False
         elif head.upgrade == b"h2c" and server.http2 and self._h2c_upgrade(head):
             return
+        elif server.health_path is not None and head.target == server.health_path:
+            app = server.health
         elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
@@ -326,7 +331,7 @@ class Connection(asyncio.Protocol):
         self.cycle = cycle
         self.head = head
         server = self.server
-        if server.access_log:
+        if server.timed:
             cycle.start_time = perf_counter()
         task = self.loop.create_task(cycle.run(app, server.tasks))
         cycle.task = task
@@ -413,8 +418,8 @@ class Connection(asyncio.Protocol):
     def response_complete(self, cycle: HTTPCycle) -> None:
         server = self.server
         server.total_requests += 1
-        if server.access_log:
-            server.log_access(cycle, self.info, self.loop.time())
+        if server.timed:
+            server.response_done(cycle, self.info, "http/1.1")
         if self.closing:
             return
         if not self.proto.keep_alive or server.shutting_down or cycle.expect_continue:
@@ -459,8 +464,8 @@ class Connection(asyncio.Protocol):
             cycle.status = status
             message = "Internal Server Error" if status == 500 else "Service Unavailable"
             self.transport.write(error_response(status, message, self.server.default_headers))
-            if self.server.access_log:
-                self.server.log_access(cycle, self.info, self.loop.time())
+            if self.server.timed:
+                self.server.response_done(cycle, self.info, "http/1.1")
         self._close()
 
     def pause_reading(self) -> None:

@@ -9,7 +9,6 @@ the status RFC 6455 asks for), builds the scope, and starts the app with a
 
 from __future__ import annotations
 
-import asyncio
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ def start_websocket(conn: Connection, head: RequestHead) -> WebSocketSession | N
         ping_interval=config.ws_ping_interval,
         ping_timeout=config.ws_ping_timeout,
     )
-    if server.access_log:
+    if server.timed:
         session.start_time = perf_counter()
     task = conn.loop.create_task(session.run(server.app))
     server.tasks.add(task)
@@ -105,5 +104,5 @@ class H1WebSocketSink:
 
     def session_done(self, session: WebSocketSession) -> None:
         server = self.conn.server
-        if server.access_log:
-            server.log_access(session, self.conn.info, asyncio.get_running_loop().time())
+        if server.timed:
+            server.response_done(session, self.conn.info, "websocket")

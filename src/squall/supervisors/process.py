@@ -1,14 +1,16 @@
 """One worker process, started by fork from a supervisor that never imports the app.
 
 The child runs a :class:`~squall.server.Server` on the supervisor's sockets
-(or, with ``--reuse-port``, on its own) and writes to a pipe: ``R`` once it
-serves (ready), then ``.`` every second from its main loop (alive). The
+(or, with ``--reuse-port``, on its own) and writes lines to a pipe: ``R`` once
+it serves (ready), then ``.`` twice a second from its main loop (alive), each
+followed by ``M`` and its metrics snapshot as JSON when ``--metrics`` is on. The
 supervisor reads the pipe to judge the worker's health; end of file means
 the worker has gone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -37,7 +39,17 @@ SUPERVISOR_SIGNALS = (
 class Worker:
     """The supervisor's view of one worker process."""
 
-    __slots__ = ("fd", "last_seen", "pid", "ready", "replaces", "started", "stopping")
+    __slots__ = (
+        "buffer",
+        "fd",
+        "last_seen",
+        "metrics",
+        "pid",
+        "ready",
+        "replaces",
+        "started",
+        "stopping",
+    )
 
     def __init__(self, pid: int, fd: int) -> None:
         self.pid = pid
@@ -47,6 +59,8 @@ class Worker:
         self.ready = False
         self.stopping = False  # asked to stop: its exit is expected
         self.replaces: Worker | None = None  # rolling restart: the worker it takes over from
+        self.buffer = b""  # a heartbeat line not yet complete
+        self.metrics: dict[str, object] | None = None  # its last metrics snapshot
 
 
 def spawn(config: Config, sockets: list[socket.socket]) -> Worker:
@@ -86,8 +100,13 @@ def _serve(config: Config, sockets: list[socket.socket], write_fd: int) -> int:
     ready: list[bool] = []
 
     def heartbeat() -> None:
+        message = b".\n" if ready else b"R\n"
+        state = server.state
+        if config.metrics and state is not None and state.metrics is not None:
+            snapshot = json.dumps(state.metrics.snapshot(state), separators=(",", ":"))
+            message += b"M" + snapshot.encode() + b"\n"
         try:
-            os.write(write_fd, b"." if ready else b"R")
+            os.write(write_fd, message)
         except OSError:  # the supervisor has gone: stop serving
             server.should_exit = True
         ready.append(True)

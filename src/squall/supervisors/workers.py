@@ -23,6 +23,7 @@ signal wakeup socket; no event loop.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
@@ -30,11 +31,12 @@ import signal
 import socket
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from squall.loading import STARTUP_FAILURE
 from squall.logs import reopen_log_files
-from squall.sockets import bind_all, describe, unix_paths
+from squall.metrics import combine, counters_only, http_answer, render
+from squall.sockets import bind_all, describe, parse_bind, unix_paths
 from squall.supervisors.process import SUPERVISOR_SIGNALS, Worker, spawn
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class Supervisor:
         self.restart_queue: deque[Worker] = deque()  # old workers to replace (SIGHUP)
         self._signals: deque[int] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
+        self.restarts = 0  # workers replaced after dying or hanging
+        self.retired: list[dict[str, Any]] = []  # counters of exited workers
+        self.metrics_socket: socket.socket | None = None
 
     # -- running
 
@@ -72,6 +77,14 @@ class Supervisor:
             for sock in self.sockets:
                 scheme = "https" if config.ssl_certfile else "http"
                 logger.info("Squall supervisor listening on %s", describe(sock, config, scheme))
+        if config.metrics:
+            _, host, port = parse_bind(config.metrics)
+            try:
+                self.metrics_socket = socket.create_server((str(host), port))
+            except OSError as exc:
+                logger.error("--metrics: %s", exc)
+                return STARTUP_FAILURE
+            logger.info("Metrics on http://%s:%d/metrics", host, port)
         logger.info("Started parent process [%d]; starting %d worker(s)", os.getpid(), self.target)
         self._install_signals()
         try:
@@ -83,6 +96,8 @@ class Supervisor:
             self._restore_signals()
             for sock in self.sockets:
                 sock.close()
+            if self.metrics_socket is not None:
+                self.metrics_socket.close()
             for path in unix_paths(config):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
@@ -97,6 +112,8 @@ class Supervisor:
 
     def _step(self) -> None:
         fds = [self._wake_r.fileno(), *(w.fd for w in self.workers.values() if w.fd >= 0)]
+        if self.metrics_socket is not None:
+            fds.append(self.metrics_socket.fileno())
         try:
             readable, _, _ = select.select(fds, [], [], POLL)
         except InterruptedError:
@@ -105,6 +122,8 @@ class Supervisor:
             if fd == self._wake_r.fileno():
                 with contextlib.suppress(OSError):
                     self._wake_r.recv(4096)
+            elif self.metrics_socket is not None and fd == self.metrics_socket.fileno():
+                self._answer_metrics(self.metrics_socket)
             else:
                 self._read_heartbeat(fd)
         while self._signals:
@@ -114,6 +133,26 @@ class Supervisor:
             self._check_health()
             self._continue_restart()
             self._adjust_count()
+
+    def _answer_metrics(self, listener: socket.socket) -> None:
+        """One scrape: the sum over live workers and the counters of exited ones."""
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        with client:
+            client.settimeout(1.0)
+            data = b""
+            with contextlib.suppress(OSError):
+                while b"\r\n\r\n" not in data and len(data) < 8192:
+                    chunk = client.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            snapshots = [w.metrics for w in self.workers.values() if w.metrics is not None]
+            total = combine([*self.retired, *snapshots])
+            with contextlib.suppress(OSError):
+                client.sendall(http_answer(render(total, self.restarts)))
 
     def _read_heartbeat(self, fd: int) -> None:
         worker = next((w for w in self.workers.values() if w.fd == fd), None)
@@ -130,6 +169,12 @@ class Supervisor:
             worker.fd = -1
             return
         worker.last_seen = time.monotonic()
+        lines = (worker.buffer + data).split(b"\n")
+        worker.buffer = lines.pop()
+        for line in lines:
+            if line[:1] == b"M":
+                with contextlib.suppress(ValueError):
+                    worker.metrics = json.loads(line[1:])
         if b"R" in data and not worker.ready:
             worker.ready = True
             logger.info("Worker [%d] is ready", worker.pid)
@@ -154,6 +199,8 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.close(worker.fd)
             code = os.waitstatus_to_exitcode(status)
+            if worker.metrics is not None:
+                self.retired = [combine([*self.retired, counters_only(worker.metrics)])]
             self._worker_exited(worker, code)
 
     def _worker_exited(self, worker: Worker, code: int) -> None:
@@ -186,6 +233,8 @@ class Supervisor:
         else:
             reason = f"died with exit status {code}"
         new = self._spawn(worker.replaces)
+        if code != 0:
+            self.restarts += 1
         logger.warning("Worker [%d] %s; started worker [%d]", worker.pid, reason, new.pid)
 
     def _check_health(self) -> None:
