@@ -129,8 +129,10 @@ class H2Session:
     def _flush(self) -> None:
         self._flush_scheduled = False
         proto = self.proto
-        data = proto.data_to_send()
         conn = self.conn
+        if conn.upgrading:  # h2c: nothing before the 101, which waits for the request body
+            return
+        data = proto.data_to_send()
         if data and not conn.closing:
             conn.transport.write(data)
             if not conn.transport.get_write_buffer_size():
@@ -415,6 +417,10 @@ class H2Stream:
             self.session.schedule_flush()
 
     def send_continue(self, cycle: HTTPCycle) -> None:
+        conn = self.session.conn
+        if conn.upgrading:  # h2c: the body still comes as HTTP/1.1, so does the 100
+            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return
         self.proto.send_informational(self.id, STATUS_FIELDS[100])
         self.session.schedule_flush()
 

@@ -173,7 +173,7 @@ class Connection(asyncio.Protocol):
                     if unparsed:
                         self.ws.feed(unparsed)
                 elif self.h2 is not None:
-                    self.upgrading = False
+                    self._switch_to_h2()
                     self.h2.feed(unparsed)
         except ParseError as exc:
             self._refuse(exc.status, exc.reason)
@@ -275,6 +275,7 @@ class Connection(asyncio.Protocol):
             self.parsing = None
             if cycle is not None:
                 cycle.end_body()
+            self._switch_to_h2()
             return
         if cycle is not None:
             cycle.end_body()
@@ -286,7 +287,8 @@ class Connection(asyncio.Protocol):
 
     def _start_h2(self) -> None:
         self.h2 = H2Session(self)
-        self.h2.schedule_flush()  # the server preface
+        self.h2.schedule_flush()  # the server preface (held while an h2c upgrade is read)
+        self._arm(self.server.config.timeout_keep_alive)  # idle until a stream ends
 
     def _h2c_upgrade(self, head: RequestHead) -> bool:
         """Switch to HTTP/2 for ``Upgrade: h2c`` (RFC 7540 3.2); False to stay HTTP/1.1."""
@@ -300,21 +302,31 @@ class Connection(asyncio.Protocol):
         except (ValueError, binascii.Error):
             return False
         head.switching = True
-        self.transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-        )
+        # The 101 (and the HTTP/2 preface after it) waits until the request body has
+        # come as HTTP/1.1: a client may still be sending it, or wait for 100 Continue.
+        self.upgrading = True
         self._start_h2()
         assert self.h2 is not None
         try:
             cycle = self.h2.upgrade(head, payload)
         except Exception:  # bad HTTP2-Settings: the preface was sent, so end as HTTP/2
+            self._switch_to_h2()
             self.h2.proto.fail(1, "Invalid HTTP2-Settings")
             self.h2.schedule_flush()
             return True
-        self.upgrading = True
-        self.parsing = cycle  # the request body still comes as HTTP/1.1
+        self.parsing = cycle
         self._deadline = None
         return True
+
+    def _switch_to_h2(self) -> None:
+        """h2c: the upgrade request is all read; the 101, then HTTP/2 frames."""
+        if self.upgrading:
+            self.upgrading = False
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+            )
+            assert self.h2 is not None
+            self.h2.schedule_flush()
 
     def h2_idle(self) -> None:
         """The HTTP/2 connection has no streams left: the keep-alive deadline runs."""
