@@ -309,6 +309,7 @@ class Server:
             for sock in self._listen:
                 sock.close()
         state.shutting_down = True
+        state.close_parked()
         for conn in list(state.connections):
             conn.shutdown()
         timeout = self.config.timeout_graceful_shutdown

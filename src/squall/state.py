@@ -2,8 +2,8 @@
 
 Access log rule: connections call :meth:`ServerState.log_access` once per
 response, only while ``access_log`` is true. It writes to the ``squall.access``
-logger, or, when ``access_hook`` is set, calls the hook instead (an embedder,
-such as the Gunicorn worker, that sets the hook also sets ``access_log``).
+logger, or calls the hook an embedder (the Gunicorn worker) installed with
+:meth:`ServerState.set_access_hook` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 access_logger = logging.getLogger("squall.access")
 logger = logging.getLogger("squall.error")
 
-# (the cycle or WebSocket session, its connection, loop.time() at completion)
+# (the cycle or WebSocket session, its connection, its duration in seconds)
 AccessHook: TypeAlias = Callable[["HTTPCycle | WebSocketSession", ConnInfo, float], None]
 
 
@@ -74,6 +75,7 @@ class ServerState:
         self.pause_accepting: Callable[[], None] | None = None
         self.resume_accepting: Callable[[], None] | None = None
         self._accepting = True
+        self._parked: deque[Connection] = deque()  # accepted over the limit, not yet served
         self.websockets = config.ws != "none"
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.access_hook: AccessHook | None = None  # replaces the logger when set
@@ -209,18 +211,42 @@ class ServerState:
             "cipher_suite": self._cipher_ids.get(cipher[0]) if cipher else None,
         }
 
-    def connection_opened(self) -> None:
-        """--limit-connections: at the limit, stop accepting (the backlog holds the rest)."""
+    def connection_opened(self, conn: Connection) -> bool:
+        """--limit-connections: at the limit, stop accepting (the backlog holds the rest).
+
+        False: ``conn`` is over the limit (a loop may accept several at once) and
+        is parked, not read, until a connection closes."""
         limit = self.limit_connections
-        if limit is not None and self._accepting and len(self.connections) >= limit:
+        if limit is None:
+            return True
+        if len(self.connections) >= limit:
+            self._parked.append(conn)
+            return False
+        if self._accepting and len(self.connections) + 1 >= limit:
             self._accepting = False
             logger.warning("Reached --limit-connections (%d); not accepting for now", limit)
             if self.pause_accepting is not None:
                 self.pause_accepting()
+        return True
 
-    def connection_closed(self) -> None:
+    def close_parked(self) -> None:
+        """Shutdown: connections still waiting for a slot are closed unserved."""
+        while self._parked:
+            self._parked.popleft().transport.close()
+
+    def connection_closed(self, conn: Connection) -> None:
         limit = self.limit_connections
-        if limit is not None and not self._accepting and len(self.connections) < limit:
+        if limit is None:
+            return
+        if conn in self._parked:
+            self._parked.remove(conn)
+            return
+        while self._parked:
+            parked = self._parked.popleft()
+            if not parked.closing:
+                parked.unpark()
+                return
+        if not self._accepting and len(self.connections) < limit:
             self._accepting = True
             if self.resume_accepting is not None:
                 self.resume_accepting()
@@ -260,13 +286,19 @@ class ServerState:
         if self.access_log:
             self.log_access(cycle, info, 0.0)
 
+    def set_access_hook(self, hook: AccessHook) -> None:
+        """Send every response to ``hook`` instead of the ``squall.access`` logger."""
+        self.access_hook = hook
+        self.access_log = True
+        self.timed = True
+
     def log_access(self, cycle: HTTPCycle | WebSocketSession, info: ConnInfo, now: float) -> None:
-        if self.access_hook is not None:
-            self.access_hook(cycle, info, now)
-            return
-        scope = cycle.scope
         # start_time is from perf_counter (the loop's clock has millisecond steps)
         duration = time.perf_counter() - cycle.start_time if cycle.start_time else 0.0
+        if self.access_hook is not None:
+            self.access_hook(cycle, info, duration)
+            return
+        scope = cycle.scope
         extra: dict[str, Any] = {"duration": duration}
         if self.access_format is not None:
             extra["access_line"] = self.access_format % AccessAtoms(cycle, info, duration)

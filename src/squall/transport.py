@@ -116,20 +116,31 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.info = self.server.conn_info(transport, self.proxied)
         server = self.server
+        if server.limit_connections is not None and not server.connection_opened(self):
+            self.transport.pause_reading()  # over the limit (accepted in a batch): wait for a slot
+            self._read_paused = True
+            return
         server.connections.add(self)
-        if server.limit_connections is not None:
-            server.connection_opened()
         if logger.isEnabledFor(5):
             logger.log(5, "%s - HTTP connection made", self.info.client_label)
         self._arm(self.server.config.timeout_keep_alive)
         if self.info.alpn == "h2":
             self._start_h2()
 
+    def unpark(self) -> None:
+        """A connection slot is free: serve this connection, accepted over the limit."""
+        if not self.closing:
+            self.server.connections.add(self)
+            self._resume_reading()
+            self._arm(self.server.config.timeout_keep_alive)
+            if self.info.alpn == "h2":
+                self._start_h2()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.connections.discard(self)
         if self.server.limit_connections is not None:
-            self.server.connection_closed()
+            self.server.connection_closed(self)
         if logger.isEnabledFor(5):
             logger.log(5, "%s - HTTP connection lost", self.info.client_label)
         for cycle in self._cycles():
@@ -157,7 +168,7 @@ class Connection(asyncio.Protocol):
             return
         if self._waiting:  # the first bytes of a request: its head has a deadline
             self._waiting = False
-            self._deadline = self.loop.time() + self.server.config.timeout_request_header
+            self._set_deadline(self.server.config.timeout_request_header)
             if self._fresh:
                 self._fresh = False
                 if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
@@ -240,7 +251,7 @@ class Connection(asyncio.Protocol):
             cycle.body_complete = True
         else:
             self._reading_body = True
-            self._deadline = self.loop.time() + server.config.timeout_request_body
+            self._set_deadline(server.config.timeout_request_body)
         if self.cycle is None:
             self._start(cycle, head, app)
         else:
@@ -464,7 +475,11 @@ class Connection(asyncio.Protocol):
             self._close()
         else:
             self._resume_reading()
-            self._arm(self.server.config.timeout_keep_alive)
+            if self.proto.head_in_progress():  # the next head began during the response
+                self._waiting = False
+                self._set_deadline(self.server.config.timeout_request_header)
+            else:
+                self._arm(self.server.config.timeout_keep_alive)
 
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
         """The app failed or returned early: answer ``status`` if nothing was sent."""
@@ -558,6 +573,10 @@ class Connection(asyncio.Protocol):
         deadline = self.loop.time() + seconds
         self._deadline = deadline
         self._waiting = True
+        self._schedule(deadline)
+
+    def _set_deadline(self, seconds: float) -> None:
+        self._deadline = deadline = self.loop.time() + seconds
         self._schedule(deadline)
 
     def _schedule(self, when: float) -> None:

@@ -67,6 +67,9 @@ class H11HTTP1(HTTP1):
                 self.unparsed = data  # the owner takes the connection over
                 return
 
+    def head_in_progress(self) -> bool:
+        return bool(self._head)
+
     def feed_eof(self) -> None:
         self._closed = True
 

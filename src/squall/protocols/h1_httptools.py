@@ -58,6 +58,9 @@ class HttptoolsHTTP1(HTTP1):
         self._body_only = False  # parsing a synthetic head to read that body
         self._synthetic = False  # inside that synthetic head
 
+    def head_in_progress(self) -> bool:
+        return self._in_head
+
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one read may hold many pipelined upgrade requests.
         while data and not self._closed:

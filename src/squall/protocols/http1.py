@@ -412,6 +412,10 @@ class HTTP1:
     def feed_eof(self) -> None:
         """The peer closed its side; a partial request is simply dropped."""
 
+    def head_in_progress(self) -> bool:  # pragma: no cover - abstract
+        """Whether part of a request head has been received."""
+        raise NotImplementedError
+
     # -- response side
 
     def response_head(
