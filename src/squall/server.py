@@ -367,7 +367,7 @@ class Server:
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._captured.append(sig)
-        if self.should_exit and sig == signal.SIGINT:
+        if self.should_exit and sig == signal.SIGINT and self._captured[0] == signal.SIGINT:
             self.force_exit = True
         else:
             self.should_exit = True

@@ -24,7 +24,7 @@ SD_LISTEN_FDS_START = 3
 def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket:
     """A Unix socket at ``path``; a stale socket file is replaced.
 
-    ``mode`` sets the file's permissions (default 0666 for a new file)."""
+    ``mode`` sets the file's permissions (default 0666)."""
     existed = os.path.exists(path)
     if existed:
         in_use = False
@@ -37,10 +37,7 @@ def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-        if mode is not None:
-            os.chmod(path, mode)
-        elif not existed:
-            os.chmod(path, 0o666)
+        os.chmod(path, 0o666 if mode is None else mode)  # a fresh file, stale one or not
         sock.listen(backlog)
     except BaseException:
         sock.close()
@@ -49,7 +46,14 @@ def bind_unix(path: str, backlog: int, mode: int | None = None) -> socket.socket
     return sock
 
 
-def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[socket.socket]:
+def bind_tcp(
+    host: str,
+    port: int,
+    backlog: int,
+    reuse_port: bool = False,
+    dual_stack: bool = True,
+    listen: bool = True,
+) -> list[socket.socket]:
     """Listening sockets for every address ``host`` resolves to (as asyncio does)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
@@ -68,10 +72,12 @@ def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> li
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 # "::" alone serves IPv4 too; with several addresses each keeps its own
-                v6only = 0 if host in ("::", "") and len(infos) == 1 else 1
+                wildcard = host in ("::", "") and len(infos) == 1
+                v6only = 0 if wildcard and dual_stack else 1
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
             sock.bind(address)
-            sock.listen(backlog)
+            if listen:  # (a bound socket that does not listen only holds the port)
+                sock.listen(backlog)
             sock.setblocking(False)
             if port == 0 and not chosen:
                 chosen = sock.getsockname()[1]
@@ -119,8 +125,12 @@ def parse_bind(value: str) -> tuple[str, str | int, int]:
     return ("tcp", host, int(port))
 
 
-def bind_all(config: Config, reuse_port: bool = False) -> list[socket.socket]:
-    """The listening sockets the configuration asks for."""
+def bind_all(config: Config, reuse_port: bool = False, listen: bool = True) -> list[socket.socket]:
+    """The listening sockets the configuration asks for.
+
+    ``listen=False`` (with ``reuse_port``) binds TCP sockets without listening:
+    they hold the addresses (and a chosen port) for workers that bind their own.
+    """
     activated = systemd_sockets()
     if activated:
         return activated
@@ -128,6 +138,7 @@ def bind_all(config: Config, reuse_port: bool = False) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         if config.bind:
+            dual_stack = len(config.bind) == 1  # "::" next to "0.0.0.0" stays IPv6-only
             for value in config.bind:
                 kind, where, port = parse_bind(value)
                 if kind == "unix":
@@ -135,13 +146,15 @@ def bind_all(config: Config, reuse_port: bool = False) -> list[socket.socket]:
                 elif kind == "fd":
                     sockets.append(from_fd(int(where)))
                 else:
-                    sockets += bind_tcp(str(where), port, config.backlog, reuse_port)
+                    sockets += bind_tcp(
+                        str(where), port, config.backlog, reuse_port, dual_stack, listen
+                    )
         elif config.uds:
             sockets.append(bind_unix(config.uds, config.backlog, mode))
         elif config.fd is not None:
             sockets.append(from_fd(config.fd))
         else:
-            sockets += bind_tcp(config.host, config.port, config.backlog, reuse_port)
+            sockets += bind_tcp(config.host, config.port, config.backlog, reuse_port, listen=listen)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -163,3 +176,20 @@ def describe(sock: socket.socket, config: Config, scheme: str = "http") -> str:
     if sock.family == socket.AF_INET6:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
+
+
+def rebind_reuse_port(reserved: list[socket.socket], backlog: int) -> list[socket.socket]:
+    """A worker's own listening sockets on the addresses its supervisor holds."""
+    sockets = []
+    for held in reserved:
+        sock = socket.socket(held.family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if held.family == socket.AF_INET6:
+            v6only = held.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        sock.bind(held.getsockname())
+        sock.listen(backlog)
+        sock.setblocking(False)
+        sockets.append(sock)
+    return sockets

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
 
+SHUTDOWN_GRACE = 0.5  # a fresh connection's first request may be on its way at shutdown
 DRAIN_LIMIT = 65536  # unread request body dropped to keep a connection; beyond it, close
 
 
@@ -715,7 +716,12 @@ class Connection(asyncio.Protocol):
         elif self.h2 is not None:
             self.h2.shutdown()
         elif self.cycle is None and not self._pipeline:
-            self._close()
+            if self._waiting and not self._fresh:
+                self._close()  # idle between requests
+            else:
+                # accepted, with a request maybe already in the socket, or a head
+                # begun: a moment to read and answer it (with connection: close)
+                self._set_deadline(SHUTDOWN_GRACE)
         elif self.head is not None:
             self.head.keep_alive = False
 

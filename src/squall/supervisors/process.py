@@ -63,7 +63,7 @@ class Worker:
         self.metrics: dict[str, object] | None = None  # its last metrics snapshot
 
 
-def spawn(config: Config, sockets: list[socket.socket]) -> Worker:
+def spawn(config: Config, sockets: list[socket.socket], reuse_port: bool = False) -> Worker:
     """Fork a worker; in the child, serve and exit with the server's status."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -75,7 +75,7 @@ def spawn(config: Config, sockets: list[socket.socket]) -> Worker:
     os.close(read_fd)
     code = 1
     try:
-        code = _serve(config, sockets, write_fd)
+        code = _serve(config, sockets, write_fd, reuse_port)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -86,16 +86,18 @@ def spawn(config: Config, sockets: list[socket.socket]) -> Worker:
         os._exit(code)
 
 
-def _serve(config: Config, sockets: list[socket.socket], write_fd: int) -> int:
+def _serve(config: Config, sockets: list[socket.socket], write_fd: int, reuse_port: bool) -> int:
     from squall.loading import STARTUP_FAILURE
     from squall.logs import reopen_log_files
     from squall.server import Server
+    from squall.sockets import rebind_reuse_port
 
     signal.set_wakeup_fd(-1)
-    for sig in SUPERVISOR_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, lambda sig, frame: reopen_log_files())
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's business
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):  # the supervisor's business
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
     server = Server(config)
     ready: list[bool] = []
 
@@ -112,5 +114,10 @@ def _serve(config: Config, sockets: list[socket.socket], write_fd: int) -> int:
         ready.append(True)
 
     server.heartbeat = heartbeat
-    server.run(sockets=None if config.reuse_port else sockets)
+    if reuse_port:  # listen on our own sockets, bound to the addresses held
+        own = rebind_reuse_port(sockets, config.backlog)
+        for held in sockets:
+            held.close()
+        sockets = own
+    server.run(sockets=sockets)
     return 0 if server.started else STARTUP_FAILURE

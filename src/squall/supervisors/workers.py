@@ -63,20 +63,28 @@ class Supervisor:
         self.restarts = 0  # workers replaced after dying or hanging
         self.retired: list[dict[str, Any]] = []  # counters of exited workers
         self.metrics_socket: socket.socket | None = None
+        self.reuse_port = False
 
     # -- running
 
     def run(self) -> int:
         config = self.config
-        if not config.reuse_port:
-            try:
-                self.sockets = bind_all(config)
-            except OSError as exc:
-                logger.error("%s", exc)
-                return STARTUP_FAILURE
-            for sock in self.sockets:
-                scheme = "https" if config.ssl_certfile else "http"
-                logger.info("Squall supervisor listening on %s", describe(sock, config, scheme))
+        try:
+            # with --reuse-port, TCP sockets are bound without listening: they hold the
+            # addresses (and a port 0 choice) while each worker listens on its own
+            self.sockets = bind_all(config, reuse_port=config.reuse_port, listen=False)
+        except OSError as exc:
+            logger.error("%s", exc)
+            return STARTUP_FAILURE
+        listening = [s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) for s in self.sockets]
+        if config.reuse_port and any(listening):
+            logger.warning("--reuse-port: not for Unix, fd or systemd sockets; they are shared")
+        self.reuse_port = config.reuse_port and not any(listening)
+        for sock, is_listening in zip(self.sockets, listening, strict=True):
+            if not is_listening and not self.reuse_port:
+                sock.listen(config.backlog)
+            scheme = "https" if config.ssl_certfile else "http"
+            logger.info("Squall supervisor listening on %s", describe(sock, config, scheme))
         if config.metrics:
             _, host, port = parse_bind(config.metrics)
             try:
@@ -105,7 +113,7 @@ class Supervisor:
         return self.exit_code
 
     def _spawn(self, replaces: Worker | None = None) -> Worker:
-        worker = spawn(self.config, self.sockets)
+        worker = spawn(self.config, self.sockets, self.reuse_port)
         worker.replaces = replaces
         self.workers[worker.pid] = worker
         return worker
@@ -324,8 +332,10 @@ class Supervisor:
                 logger.warning("Forcing the workers to stop")
                 self._stop_all(signal.SIGKILL)
             else:
+                # SIGTERM, not the SIGINT: a worker in the terminal's process group got
+                # that already, and a second SIGINT would force it
                 logger.info("Received %s; stopping the workers", signal.Signals(sig).name)
-                self._stop_all(sig)
+                self._stop_all(signal.SIGTERM)
         elif self.stopping:
             return
         elif sig == signal.SIGHUP:
