@@ -19,7 +19,8 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from squall.asgi.scope import ConnInfo
 
-_CTRL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
+# C0, DEL and C1 (0x9b is CSI, a terminal escape on its own)
+_CTRL = {i: f"\\x{i:02x}" for i in [*range(32), *range(127, 160)]}
 
 
 def escape_for_log(text: str) -> str:

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         group = groups.get(meta.group, parser)
         flag = flag_name(f, meta)
         kind = field_kind(f)
-        help_text = meta.help
+        help_text = meta.help.replace("%", "%%")  # argparse formats help with %
         if meta.unavailable:
             help_text += " (not available yet)"
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}

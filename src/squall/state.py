@@ -70,6 +70,7 @@ class ServerState:
         self.proxy_headers = config.proxy_headers
         self.limit_concurrency = config.limit_concurrency
         self.limit_request_body = config.limit_request_body
+        self.max_requests_per_connection = config.max_requests_per_connection
         self.limit_connections = config.limit_connections
         # set by the Server when --limit-connections is given: stop/start accepting
         self.pause_accepting: Callable[[], None] | None = None

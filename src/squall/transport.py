@@ -167,9 +167,9 @@ class Connection(asyncio.Protocol):
         if self.h2 is not None and not self.upgrading:
             self.h2.feed(data)
             return
-        if self._waiting:  # the first bytes of a request: its head has a deadline
+        started = self._waiting  # the first bytes of a request
+        if started:
             self._waiting = False
-            self._set_deadline(self.server.config.timeout_request_header)
             if self._fresh:
                 self._fresh = False
                 if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
@@ -192,6 +192,15 @@ class Connection(asyncio.Protocol):
         except Exception:
             logger.exception("Error while parsing HTTP request")
             self._refuse(400, "Invalid HTTP request received.")
+        if (
+            started
+            and self.cycle is None
+            and self.parsing is None
+            and not self.closing
+            and self.h2 is None
+            and self.ws is None
+        ):  # the head is not complete in this read: it gets the header deadline
+            self._set_deadline(self.server.config.timeout_request_header)
 
     def eof_received(self) -> bool | None:
         # The peer can't be told apart from one that closed completely, and a
@@ -236,7 +245,7 @@ class Connection(asyncio.Protocol):
         if self.info.trusted and head.forwarded:
             apply_proxy_headers(scope, server.trusted_hosts)
         self._requests += 1
-        per_connection = server.config.max_requests_per_connection
+        per_connection = server.max_requests_per_connection
         if per_connection is not None and self._requests >= per_connection:
             head.keep_alive = False
         limit = server.limit_request_body

@@ -31,6 +31,7 @@ _METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_REQUEST_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$").search
 _BAD_RESPONSE_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+_BAD_PATH = re.compile(rb"[\x00-\x20\x7f]").search  # controls and spaces (RFC 9113 8.3.1)
 
 
 class MalformedRequest(Exception):
@@ -146,6 +147,8 @@ def request_head(headers: list[tuple[bytes, bytes]], connect_protocol: bool) -> 
             raise MalformedRequest("Missing :scheme or :path")
         if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
             raise MalformedRequest("Invalid :path")
+        if _BAD_PATH(path) is not None:
+            raise MalformedRequest("Invalid characters in :path")
     if authority is not None:
         regular.insert(0, (b"host", authority))
     decoded = _methods.get(method)

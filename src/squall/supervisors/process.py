@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,8 +64,17 @@ class Worker:
         self.metrics: dict[str, object] | None = None  # its last metrics snapshot
 
 
-def spawn(config: Config, sockets: list[socket.socket], reuse_port: bool = False) -> Worker:
-    """Fork a worker; in the child, serve and exit with the server's status."""
+def spawn(
+    config: Config,
+    sockets: list[socket.socket],
+    reuse_port: bool = False,
+    fresh: list[Path] | None = None,
+) -> Worker:
+    """Fork a worker; in the child, serve and exit with the server's status.
+
+    ``fresh`` (reload): modules loaded from these directories before the fork
+    (say, by a script that called ``squall.run(..., reload=True)``) are
+    forgotten in the child, so the app's code is imported as it is now."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
@@ -73,6 +83,8 @@ def spawn(config: Config, sockets: list[socket.socket], reuse_port: bool = False
         return Worker(pid, read_fd)
     # -- the child
     os.close(read_fd)
+    if fresh:
+        _forget_modules(fresh)
     code = 1
     try:
         code = _serve(config, sockets, write_fd, reuse_port)
@@ -84,6 +96,16 @@ def spawn(config: Config, sockets: list[socket.socket], reuse_port: bool = False
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _forget_modules(dirs: list[Path]) -> None:
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or name == "__main__" or name.startswith("squall"):
+            continue
+        resolved = Path(path).resolve()
+        if any(d in resolved.parents for d in dirs):
+            del sys.modules[name]
 
 
 def _serve(config: Config, sockets: list[socket.socket], write_fd: int, reuse_port: bool) -> int:

@@ -54,14 +54,30 @@ class FileFilter:
         excludes = list(config.reload_excludes)
         self.includes = [p for p in DEFAULT_INCLUDES if p not in excludes] + includes
         self.excludes = [p for p in DEFAULT_EXCLUDES if p not in includes] + excludes
+        # a file the user names exactly (e.g. ".env") wins over the default excludes
+        self.exact = {p for p in includes if not any(c in p for c in "*?[")}
         self.excluded_dirs = [Path(p).resolve() for p in self.excludes if Path(p).is_dir()]
+        # a plain name ("node_modules") excludes a directory of that name anywhere
+        self.excluded_names = {
+            p for p in excludes if "/" not in p and not any(c in p for c in "*?[")
+        }
+
+    @staticmethod
+    def _matches(candidate: Path, pattern: str) -> bool:
+        """A glob against the file name, or (with a "/") against the path's last parts."""
+        if "/" not in pattern:
+            return fnmatch.fnmatch(candidate.name, pattern)
+        return candidate.match(pattern)
 
     def __call__(self, path: str) -> bool:
         candidate = Path(path)
-        name = candidate.name
-        if not any(fnmatch.fnmatch(name, pattern) for pattern in self.includes):
+        if candidate.name in self.exact:
+            return True
+        if not any(self._matches(candidate, pattern) for pattern in self.includes):
             return False
-        if any(fnmatch.fnmatch(name, pattern) for pattern in self.excludes):
+        if any(self._matches(candidate, pattern) for pattern in self.excludes):
+            return False
+        if self.excluded_names and any(p in self.excluded_names for p in candidate.parts[:-1]):
             return False
         resolved = candidate.resolve()
         return not any(d == resolved or d in resolved.parents for d in self.excluded_dirs)
@@ -152,7 +168,7 @@ class Reloader:
         logger.info("Started reloader process [%d] using %s", os.getpid(), watcher.name)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in SUPERVISOR_SIGNALS[:2]}
         try:
-            self.worker = spawn(config, self.sockets)
+            self.worker = spawn(config, self.sockets, fresh=self.dirs)
             while not self.stop.is_set():
                 changed = watcher.wait(config.reload_delay, self.stop)
                 self._drain_and_reap()
@@ -198,7 +214,7 @@ class Reloader:
     def _restart(self) -> None:
         if self.worker is not None:
             self._stop_worker(self.worker)
-        self.worker = spawn(self.config, self.sockets)
+        self.worker = spawn(self.config, self.sockets, fresh=self.dirs)
 
     def _stop_worker(self, worker: Worker) -> None:
         self.worker = None
