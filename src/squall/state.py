@@ -71,6 +71,9 @@ class ServerState:
         self.limit_concurrency = config.limit_concurrency
         self.limit_request_body = config.limit_request_body
         self.max_requests_per_connection = config.max_requests_per_connection
+        self.request_checks = bool(config.health_path or config.limit_request_body is not None) or (
+            config.max_requests_per_connection is not None
+        )
         self.limit_connections = config.limit_connections
         # set by the Server when --limit-connections is given: stop/start accepting
         self.pause_accepting: Callable[[], None] | None = None

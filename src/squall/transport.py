@@ -57,6 +57,7 @@ class Connection(asyncio.Protocol):
         "_refusal",
         "_requests",
         "_timer",
+        "_timer_at",
         "_waiting",
         "_wbuf",
         "_wbuf_size",
@@ -100,6 +101,7 @@ class Connection(asyncio.Protocol):
         self._deadline: float | None = None  # keep-alive, request head or body deadline
         self._write_deadline: float | None = None  # while the client does not read
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when it fires
         self._waiting = True  # for a request: the keep-alive deadline runs
         self._reading_body = False  # the body deadline runs
         self._body_received = 0  # of the request being parsed (for --limit-request-body)
@@ -233,8 +235,6 @@ class Connection(asyncio.Protocol):
             head.keep_alive = False
         elif head.upgrade == b"h2c" and server.http2 and self._h2c_upgrade(head):
             return
-        elif server.health_path is not None and head.target == server.health_path:
-            app = server.health
         elif server.limit_concurrency is not None and server.over_capacity():
             logger.warning("Exceeded concurrency limit.")
             app = server.refusal(503, "Service Unavailable")
@@ -244,17 +244,8 @@ class Connection(asyncio.Protocol):
         scope = http_scope(head, self.info, server.root_path, server.state)
         if self.info.trusted and head.forwarded:
             apply_proxy_headers(scope, server.trusted_hosts)
-        self._requests += 1
-        per_connection = server.max_requests_per_connection
-        if per_connection is not None and self._requests >= per_connection:
-            head.keep_alive = False
-        limit = server.limit_request_body
-        if limit is not None:
-            self._body_received = 0
-            if head.content_length > limit:
-                logger.info("%s - Request body too large: 413", self.info.client_label)
-                app = server.refusal(413, "Request Entity Too Large")
-                head.keep_alive = False
+        if server.request_checks:  # any of: health path, body limit, per-connection limit
+            app = self._checked(head, app)
         cycle = HTTPCycle(scope, self, head.expect_continue)
         self.parsing = cycle
         if head.content_length == 0 and not head.chunked:
@@ -267,6 +258,24 @@ class Connection(asyncio.Protocol):
         else:
             self._pipeline.append((cycle, head, app))
             self._pause_reading()
+
+    def _checked(self, head: RequestHead, app: Any) -> Any:
+        """The optional per-request rules; returns the app that answers."""
+        server = self.server
+        if server.health_path is not None and head.target == server.health_path:
+            app = server.health
+        self._requests += 1
+        per_connection = server.max_requests_per_connection
+        if per_connection is not None and self._requests >= per_connection:
+            head.keep_alive = False
+        limit = server.limit_request_body
+        if limit is not None:
+            self._body_received = 0
+            if head.content_length > limit:
+                logger.info("%s - Request body too large: 413", self.info.client_label)
+                app = server.refusal(413, "Request Entity Too Large")
+                head.keep_alive = False
+        return app
 
     def on_body(self, data: bytes) -> None:
         cycle = self.parsing
@@ -485,7 +494,7 @@ class Connection(asyncio.Protocol):
             self._close()
         else:
             self._resume_reading()
-            if self.proto.head_in_progress():  # the next head began during the response
+            if self.proto.in_head:  # the next head began during the response
                 self._waiting = False
                 self._set_deadline(self.server.config.timeout_request_header)
             else:
@@ -594,9 +603,11 @@ class Connection(asyncio.Protocol):
         timer = self._timer
         if timer is None:
             self._timer = self.loop.call_at(when, self._on_timer)
-        elif when < timer.when():
+            self._timer_at = when
+        elif when < self._timer_at:
             timer.cancel()
             self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_at = when
 
     def _on_timer(self) -> None:
         """Named deadlines: keep-alive (idle), request head, request body, write."""
@@ -635,7 +646,8 @@ class Connection(asyncio.Protocol):
                 deadline = None
         upcoming = [d for d in (deadline, write_deadline) if d is not None]
         if upcoming:
-            self._timer = self.loop.call_at(min(upcoming), self._on_timer)
+            self._timer_at = when = min(upcoming)
+            self._timer = self.loop.call_at(when, self._on_timer)
 
     def _request_timeout(self, reason: str) -> None:
         """A request that stalled: 408 if nothing was answered yet, then close."""

@@ -67,9 +67,6 @@ class H11HTTP1(HTTP1):
                 self.unparsed = data  # the owner takes the connection over
                 return
 
-    def head_in_progress(self) -> bool:
-        return bool(self._head)
-
     def feed_eof(self) -> None:
         self._closed = True
 
@@ -100,7 +97,9 @@ class H11HTTP1(HTTP1):
         if head_len > self._max_event:
             raise self._fail(431, "Request header fields too large")
         if end < 0:
+            self.in_head = bool(buf)
             return b""
+        self.in_head = False
         head = bytes(buf[:head_len])
         rest = bytes(buf[head_len:])
         self._head = bytearray()

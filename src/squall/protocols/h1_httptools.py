@@ -38,7 +38,6 @@ class HttptoolsHTTP1(HTTP1):
         "_defer_end",
         "_done",
         "_head_bytes",
-        "_in_head",
         "_parser",
         "_synthetic",
         "_url",
@@ -50,16 +49,12 @@ class HttptoolsHTTP1(HTTP1):
         super().__init__(events, limits)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
-        self._in_head = False
         self._head_bytes = 0
         self._closed = False
         self._done = False  # a request without keep-alive has ended: ignore the rest
         self._defer_end = False  # llhttp ends an upgrade request before its body
         self._body_only = False  # parsing a synthetic head to read that body
         self._synthetic = False  # inside that synthetic head
-
-    def head_in_progress(self) -> bool:
-        return self._in_head
 
     def feed(self, data: bytes) -> None:
         # A loop, not recursion: one read may hold many pipelined upgrade requests.
@@ -97,7 +92,7 @@ class HttptoolsHTTP1(HTTP1):
             if self._done:
                 return b""
             raise ParseError(400, _describe(exc)) from None
-        if self._in_head:
+        if self.in_head:
             self._head_bytes += len(data)
             limits = self.limits
             if self._head_bytes > limits.header_size + limits.request_line:
@@ -142,7 +137,7 @@ class HttptoolsHTTP1(HTTP1):
             self._synthetic = True
             return
         self._url = b""
-        self._in_head = True
+        self.in_head = True
         self._head_bytes = 0
         self.builder.begin()
 
@@ -159,13 +154,13 @@ class HttptoolsHTTP1(HTTP1):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._synthetic:
             return
-        if self._in_head:
+        if self.in_head:
             self.builder.add_header(name.lower(), value.rstrip(b" \t"))
         elif name.lower() in _FRAMING_TRAILERS:
             raise ParseError(400, "Framing header in trailers")
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self.in_head = False
         if self._body_only:
             self._synthetic = False
             return

@@ -353,6 +353,7 @@ class HTTP1:
         "_remaining",
         "builder",
         "events",
+        "in_head",
         "keep_alive",
         "limits",
         "unparsed",
@@ -370,6 +371,7 @@ class HTTP1:
         self.unparsed: bytes | None = None  # after a switch: the bytes for the next protocol
         self._body: ChunkedDecoder | None = None  # reading a chunked body here
         self._body_left = 0  # bytes left of a Content-Length body read here
+        self.in_head = False  # part of a request head has been received
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -411,10 +413,6 @@ class HTTP1:
 
     def feed_eof(self) -> None:
         """The peer closed its side; a partial request is simply dropped."""
-
-    def head_in_progress(self) -> bool:  # pragma: no cover - abstract
-        """Whether part of a request head has been received."""
-        raise NotImplementedError
 
     # -- response side
 
