@@ -354,7 +354,7 @@ def test_head_begun_during_a_response_gets_408(start, socks, http_impl):
     client.send(b"GET /two HTTP/1.1\r\nHo")  # the next head begins, then stalls
     proto = connections(srv)[0].proto
     # the parser has those bytes (httptools: inside a head; h11: collecting one)
-    wait_until(lambda: getattr(proto, "_in_head", False) or getattr(proto, "_head", b""), 2)
+    wait_until(lambda: proto.in_head, 2)
     rec.gate.open()
     assert parse_response(client.response()).status == 200
     answered = time.monotonic()
