@@ -107,3 +107,12 @@ async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "websocket.send", "bytes": message["bytes"]})
         else:
             return
+
+
+async def mixed(scope: Scope, receive: Receive, send: Send) -> None:
+    """Plain text over HTTP (any version), echo over WebSocket: for bench/soak.py."""
+    if scope["type"] == "websocket":
+        return await ws_echo(scope, receive, send)
+    if scope["type"] == "http":
+        return await plaintext(scope, receive, send)
+    return await lifespan(scope, receive, send)
