@@ -82,6 +82,8 @@ class H2Session:
                     if stream.id in self.streams:
                         stream.start()
         self.schedule_flush()
+        if proto.goaway_sent and not self.streams:  # window updates may have let the rest go
+            self.maybe_close()
 
     def upgrade(self, head: RequestHead, settings: bytes) -> HTTPCycle:
         """h2c: the HTTP/1.1 request that asked for the upgrade is stream 1."""
@@ -115,7 +117,10 @@ class H2Session:
             self.conn.close()
 
     def maybe_close(self) -> None:
-        if not self.streams and (self.proto.goaway_sent or self.proto.closed):
+        """After GOAWAY: close once every stream is done, its data sent (not just queued
+        behind the peer's flow-control window)."""
+        proto = self.proto
+        if proto.closed or (proto.goaway_sent and not self.streams and not proto.streams):
             self._flush()
             self.conn.close()
 
