@@ -67,6 +67,8 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     if target[:1] != b"/":
         if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
             parts = urlsplit(target)
+            if not parts.netloc or b"@" in parts.netloc:
+                raise ParseError(400, "Invalid authority in request target")
             path = parts.path or b"/"
             return path, parts.query
         if target == b"*":
@@ -101,6 +103,11 @@ def http_scope(
             raw_path, query = target[:index], target[index + 1 :]
     else:
         raw_path, query = split_target(target)
+        if target[:1] != b"*":  # absolute form: its authority is the host (RFC 9112 3.2.2)
+            authority = urlsplit(target).netloc
+            head.headers = [(b"host", authority)] + [
+                (n, v) for n, v in head.headers if n != b"host"
+            ]
     path = decode_path(raw_path)
     if root_path:
         path = root_path + path

@@ -170,6 +170,10 @@ _SPECIAL_REQUEST = {
     b"forwarded": _H_XFWD,
 }
 _DIGITS = frozenset(b"0123456789")
+# Host = uri-host [ ":" port ]: an IP literal or a reg-name (RFC 3986), no userinfo
+_HOST_VALUE = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
+).fullmatch
 # The methods llhttp knows; any other token gets 501 from both backends.
 KNOWN_METHODS = frozenset(
     (
@@ -237,6 +241,8 @@ class HeadBuilder:
             return
         if kind == _H_HOST:
             self._hosts += 1
+            if _HOST_VALUE(value) is None:
+                raise ParseError(400, "Invalid Host header")
         elif kind == _H_CL:
             if self._cl is not None:
                 raise ParseError(400, "Duplicated Content-Length header")
@@ -257,6 +263,8 @@ class HeadBuilder:
         head = self.head
         if method not in KNOWN_METHODS:
             raise ParseError(501, "Method not implemented")
+        if target == b"*" and method != "OPTIONS":
+            raise ParseError(400, "The asterisk form is for OPTIONS only")
         head.method = method
         head.target = target
         head.http_version = version
