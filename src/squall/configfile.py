@@ -122,9 +122,11 @@ def _check(label: str, key: str, f: dataclasses.Field[Any], value: Any) -> Any:
 def dump(values: dict[str, Any]) -> str:
     """The effective configuration as TOML (for --print-config)."""
     lines = []
-    for name, value in values.items():
-        if value is None or callable(value) or isinstance(value, dict):
+    for name, raw in values.items():
+        if raw is None or callable(raw) or isinstance(raw, dict):
             continue
+        # headers are stored as (name, value) pairs and written as "name: value"
+        value = [f"{n}: {v}" for n, v in raw] if name == "headers" else raw
         lines.append(f"{name.replace('_', '-')} = {_toml(value)}")
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,8 @@
-"""Accepting connections that start with a PROXY protocol header (``--proxy-protocol``).
+"""Squall's own accept loop: for ``--proxy-protocol``, and on the asyncio loop.
+
+On the plain asyncio loop, whose server logs and retries ``accept()`` in a
+burst when the process runs out of file descriptors, this loop is used for
+every listener: on EMFILE it logs once and retries every half second.
 
 With the option on, each listening socket gets an :class:`AcceptLoop`
 instead of an asyncio server. For a peer in ``--forwarded-allow-ips`` the
@@ -44,19 +48,23 @@ class AcceptLoop:
         factory: Callable[[], Connection],
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
+        proxy_protocol: bool = True,
     ) -> None:
         self.state = state
+        self.proxy_protocol = proxy_protocol
+        sock.listen(state.config.backlog)  # a pre-bound socket may not listen yet
+        sock.setblocking(False)
         self.sockets = [sock]
         self.factory = factory
         self.ssl = ssl_context
         self.handshake_timeout = handshake_timeout
         self._task = state.loop.create_task(self._accept())
         self._pending: set[asyncio.Task[None]] = set()
+        self._failing = False  # accept() is failing (logged once until it works again)
 
     def close(self) -> None:
+        """Stop accepting (connections being handed over still are)."""
         self._task.cancel()
-        for task in self._pending:
-            task.cancel()
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -69,9 +77,14 @@ class AcceptLoop:
             try:
                 conn, _ = await loop.sock_accept(listener)
             except OSError as exc:  # e.g. EMFILE: back off instead of spinning
-                logger.error("accept() failed: %s; retrying in 0.5 s", exc)
+                if not self._failing:
+                    logger.error("accept() failed: %s; retrying every 0.5 s", exc)
+                self._failing = True
                 await asyncio.sleep(0.5)
                 continue
+            if self._failing:
+                logger.warning("accept() works again")
+                self._failing = False
             conn.setblocking(False)
             task = loop.create_task(self._serve(conn))
             self._pending.add(task)
@@ -80,7 +93,7 @@ class AcceptLoop:
     async def _serve(self, conn: socket.socket) -> None:
         state = self.state
         info: ProxyInfo | None = None
-        if _trusted(state, conn):
+        if self.proxy_protocol and _trusted(state, conn):
             try:
                 info = await asyncio.wait_for(
                     read_header(state.loop, conn), state.config.timeout_request_header

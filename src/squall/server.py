@@ -164,26 +164,30 @@ class Server:
                 config, reuse_port=config.reuse_port
             )
             limited = config.limit_connections is not None
-            if config.proxy_protocol:
+            own_accept = config.proxy_protocol or "uvloop" not in type(loop).__module__
+            if own_accept:
                 for sock in listen:
                     self.servers.append(
                         AcceptLoop(  # type: ignore[arg-type]
-                            state, sock, factory, self._ssl, config.timeout_tls_handshake
+                            state,
+                            sock,
+                            factory,
+                            self._ssl,
+                            config.timeout_tls_handshake,
+                            config.proxy_protocol,
                         )
                     )
-                if limited:
-                    self._listen = listen
-                    state.pause_accepting = self._pause_accepting
-                    state.resume_accepting = self._schedule_resume
-                listen = []
-            for sock in listen:
-                # with --limit-connections, servers get a copy: closing one to stop
-                # accepting leaves the socket (and its backlog) open
-                self.servers.append(
-                    await loop.create_server(
-                        factory, sock=sock.dup() if limited else sock, **self._server_options()
+            else:
+                for sock in listen:
+                    # with --limit-connections, servers get a copy: closing one to stop
+                    # accepting leaves the socket (and its backlog) open
+                    self.servers.append(
+                        await loop.create_server(
+                            factory,
+                            sock=sock.dup() if limited else sock,
+                            **self._server_options(),
+                        )
                     )
-                )
             if limited:
                 self._listen = listen
                 state.pause_accepting = self._pause_accepting
@@ -249,10 +253,15 @@ class Server:
             assert state is not None
             return Connection(state)
 
-        if self.config.proxy_protocol:
+        if self.config.proxy_protocol or "uvloop" not in type(state.loop).__module__:
             self.servers = [
                 AcceptLoop(  # type: ignore[misc]
-                    state, sock, factory, self._ssl, self.config.timeout_tls_handshake
+                    state,
+                    sock,
+                    factory,
+                    self._ssl,
+                    self.config.timeout_tls_handshake,
+                    self.config.proxy_protocol,
                 )
                 for sock in self._listen
             ]

@@ -115,6 +115,18 @@ def test_check_and_print_config(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert configfile.load(again) == {"port": 9002, "http2": False}
 
 
+def test_print_config_reads_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(
+        tmp_path / "s.toml", 'app = "main:app"\nheaders = ["x-a: 1"]\nbind = ["[::1]:1"]\n'
+    )
+    main(["--config", str(path), "--print-config"])
+    printed = write(tmp_path / "printed.toml", capsys.readouterr().out)
+    values = configfile.load(printed)
+    config = Config(values.pop("app"), **values)
+    assert config.headers == [("x-a", "1")]
+    assert config.bind == ["[::1]:1"]
+
+
 def test_check_config_reports_a_bad_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

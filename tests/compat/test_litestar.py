@@ -1,0 +1,370 @@
+"""Litestar under Squall, over HTTP/1.1 and HTTP/2.
+
+Typed route handlers and JSON, url-encoded and multipart bodies of several
+MiB (a dataclass with ``UploadFile`` fields), ``Stream`` and
+``ServerSentEvent`` responses, a client that leaves mid-stream (Litestar's
+listener cancels the stream), ``File``, ``BackgroundTask``, lifespan context
+managers with ``app.state``, WebSockets (HTTP/1.1 and RFC 8441 over HTTP/2),
+a request abandoned by its client (seen by the handler as
+``http.disconnect``), contextvars across concurrent requests (set by a
+middleware) and pipelined HTTP/1.1 requests. Also: cookies both ways and an
+HTTP/2 stream reset mid-stream.
+
+Litestar resolves the handlers' annotations from this module's globals, so
+the dataclass and the annotated types are module-level names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+import pytest
+from litestar import Litestar, MediaType, Request, Response, get, post, websocket
+from litestar.background_tasks import BackgroundTask
+from litestar.connection import WebSocket
+from litestar.datastructures import Cookie, State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import Body
+from litestar.response import File, ServerSentEvent, ServerSentEventMessage, Stream
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from tests.compat.helpers import (
+    BIG_FIELD_NAMES,
+    CONCURRENT,
+    FORM_TEXT,
+    STREAM_CHUNKS,
+    Gate,
+    LoopBarrier,
+    check_abandoned_request,
+    check_background_task,
+    check_contextvars,
+    check_cookies,
+    check_form_echo,
+    check_incremental_stream,
+    check_multipart_echo,
+    check_pipelining,
+    check_routing_and_json,
+    check_stream_reset,
+    check_websocket_echo,
+    form_data,
+    form_echo,
+    multipart_files,
+    parse_sse,
+    payload,
+    read_first_chunk_then_close,
+    sha256,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.usefixtures("fast_tick"),
+    pytest.mark.timeout(30),
+    # 2.25 deprecates the inferred parameter style, whose replacements (FromPath,
+    # JSONBody) do not exist in the oldest Litestar the compat extra allows.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:litestar"),
+]
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("ls_rid", default=None)
+header_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("ls_hid", default=None)
+
+
+@dataclass
+class UploadForm:
+    field: str
+    a: UploadFile
+    b: UploadFile
+
+
+def rid_middleware(app: ASGIApp) -> ASGIApp:
+    """Sets a contextvar from the ``x-rid`` header, for the handler to read after an await."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        for name, value in scope.get("headers", ()):
+            if name == b"x-rid":
+                header_id.set(value.decode())
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def make_app(file_path: Path | None = None) -> tuple[Litestar, SimpleNamespace]:
+    """A Litestar app and what it records (``ctx``)."""
+    ctx = SimpleNamespace(
+        events=[],
+        gate=Gate(),
+        barrier=LoopBarrier(CONCURRENT),
+        file_path=file_path,
+    )
+
+    @get("/items/{item_id:int}")
+    async def item(item_id: int, request: Request, q: str | None = None) -> dict[str, Any]:
+        return {"id": item_id, "q": q, "http_version": request.scope["http_version"]}
+
+    @post("/echo")  # POST answers 201 by default
+    async def echo(data: dict[str, Any]) -> dict[str, Any]:
+        return {"received": data}
+
+    @get("/plain", media_type=MediaType.TEXT)
+    async def plain() -> str:
+        return "ok"
+
+    @get("/cookies")
+    async def cookies(request: Request) -> Response[dict[str, str]]:
+        return Response(
+            dict(request.cookies), cookies=[Cookie(key="a", value="1"), Cookie(key="b", value="2")]
+        )
+
+    @post("/form", status_code=200)
+    async def form(
+        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> dict[str, Any]:
+        return form_echo(data["text"], [data[name] for name in BIG_FIELD_NAMES])
+
+    @post("/upload", status_code=200)
+    async def upload(
+        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> dict[str, Any]:
+        files = {}
+        for name, file in (("a", data.a), ("b", data.b)):
+            content = await file.read()
+            files[name] = {"filename": file.filename, "size": len(content), "sha": sha256(content)}
+        return {"field": data.field, "files": files}
+
+    @get("/stream")
+    async def stream() -> Stream:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield STREAM_CHUNKS[0]
+            ctx.events.append("stream-waiting")
+            await ctx.gate.wait()
+            for chunk in STREAM_CHUNKS[1:]:
+                yield chunk
+            ctx.events.append("stream-done")
+
+        return Stream(chunks(), media_type=MediaType.TEXT)
+
+    @get("/sse")
+    async def sse() -> ServerSentEvent:
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            for i in range(3):
+                yield ServerSentEventMessage(data=json.dumps({"n": i}), event="tick", id=i)
+            yield ServerSentEventMessage(data="line one\nline two")
+
+        return ServerSentEvent(events())
+
+    @get("/forever")
+    async def forever() -> Stream:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                yield b"first\n"
+                while True:
+                    await asyncio.sleep(0.005)
+                    yield b"more\n"
+            except BaseException as exc:
+                ctx.events.append(("stream-stopped", type(exc).__name__))
+                raise
+
+        return Stream(chunks(), media_type=MediaType.TEXT)
+
+    @get("/file")
+    async def file() -> File:
+        return File(path=ctx.file_path, media_type="application/octet-stream")
+
+    @get("/background")
+    async def background() -> Response[dict[str, bool]]:
+        async def task() -> None:
+            await ctx.gate.wait()
+            ctx.events.append("background-done")
+
+        return Response({"queued": True}, background=BackgroundTask(task))
+
+    @get("/state")
+    async def state(state: State, request: Request) -> dict[str, Any]:
+        seen = dict(request.scope["state"])
+        request.state.mutated = True  # the scope's state: a copy per request
+        return {"greeting": state.greeting, "mutated": "mutated" in seen}
+
+    @get("/slow", media_type=MediaType.TEXT)
+    async def slow(request: Request) -> str:
+        ctx.events.append("slow-start")
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        ctx.events.append("slow-disconnected")
+        return "too late"
+
+    @get("/ctx/{rid:str}")
+    async def context(rid: str) -> dict[str, str | None]:
+        before = request_id.get()
+        request_id.set(rid)
+        await ctx.barrier.wait()
+        await asyncio.sleep(0)
+        return {"before": before, "after": request_id.get(), "header": header_id.get()}
+
+    @websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            while True:
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(detail="disconnect", code=message["code"])
+                text = message.get("text")
+                if text == "bye":
+                    await socket.close(code=4001, reason="bye")
+                    return
+                if text is not None:
+                    await socket.send_text("echo:" + text)
+                else:
+                    await socket.send_bytes(message["bytes"][::-1])
+        except WebSocketDisconnect as exc:
+            ctx.events.append(("disconnect", exc.code))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        ctx.events.append("startup")
+        app.state.greeting = "hello from lifespan"
+        yield
+        ctx.events.append("shutdown")
+
+    app = Litestar(
+        route_handlers=[
+            item,
+            echo,
+            plain,
+            cookies,
+            form,
+            upload,
+            stream,
+            sse,
+            forever,
+            file,
+            background,
+            state,
+            slow,
+            context,
+            ws,
+        ],
+        lifespan=[lifespan],
+        middleware=[rid_middleware],
+        request_max_body_size=16 * 1024 * 1024,
+    )
+    return app, ctx
+
+
+def test_routing_and_json(serve, http, protocol):
+    app, _ = make_app()
+    with http(serve(app)) as client:
+        check_routing_and_json(client, protocol)
+
+
+def test_cookies(serve, http, protocol):
+    app, _ = make_app()
+    srv = serve(app)
+    with http(srv) as client:
+        check_cookies(client, srv, protocol)
+
+
+def test_urlencoded_form(serve, http):
+    app, _ = make_app()
+    with http(serve(app)) as client:
+        response = client.post("/form", data=form_data())
+    assert response.status_code == 200, response.text
+    check_form_echo(response.json())
+
+
+def test_multipart_upload(serve, http):
+    app, _ = make_app()
+    with http(serve(app)) as client:
+        response = client.post("/upload", data={"field": FORM_TEXT}, files=multipart_files())
+    assert response.status_code == 200, response.text
+    check_multipart_echo(response.json())
+
+
+def test_streaming_response_is_incremental(serve, http):
+    app, ctx = make_app()
+    with http(serve(app)) as client:
+        check_incremental_stream(client, ctx)
+
+
+def test_server_sent_events(serve, http):
+    app, _ = make_app()
+    with http(serve(app)) as client, client.stream("GET", "/sse") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = response.read().decode()
+    assert parse_sse(text) == [
+        {"id": "0", "event": "tick", "data": '{"n": 0}'},
+        {"id": "1", "event": "tick", "data": '{"n": 1}'},
+        {"id": "2", "event": "tick", "data": '{"n": 2}'},
+        {"data": "line one\nline two"},
+    ]
+
+
+def test_client_disconnect_stops_the_stream(serve, http):
+    app, ctx = make_app()
+    read_first_chunk_then_close(http(serve(app)), "/forever", b"first\n")
+    wait_until(lambda: ctx.events, what="the stream to stop")
+    assert ctx.events == [("stream-stopped", "CancelledError")]
+
+
+def test_http2_stream_reset_stops_the_stream(serve):
+    app, ctx = make_app()
+    check_stream_reset(serve(app), ctx)
+
+
+def test_file_response(serve, http, tmp_path):
+    data = payload(2 * 1024 * 1024 + 5, seed=9)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    app, _ = make_app(path)
+    with http(serve(app)) as client:
+        response = client.get("/file")
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["content-length"] == str(len(data))
+
+
+def test_background_task_runs_after_the_response(serve, http):
+    app, ctx = make_app()
+    with http(serve(app)) as client:
+        check_background_task(client, ctx)
+
+
+def test_lifespan_state(serve, http):
+    app, ctx = make_app()
+    srv = serve(app, lifespan="on")
+    assert ctx.events == ["startup"]
+    with http(srv) as client:
+        first = client.get("/state").json()
+        second = client.get("/state").json()
+    assert first == {"greeting": "hello from lifespan", "mutated": False}
+    assert second == first
+    srv.stop()
+    assert ctx.events == ["startup", "shutdown"]
+
+
+def test_websocket(serve, protocol):
+    app, ctx = make_app()
+    check_websocket_echo(serve(app), protocol, ctx.events)
+
+
+def test_abandoned_request_sees_the_disconnect(serve, protocol):
+    app, ctx = make_app()
+    check_abandoned_request(serve(app), protocol, ctx)
+
+
+def test_contextvars_are_isolated_between_concurrent_requests(serve, protocol):
+    app, _ = make_app()
+    check_contextvars(serve(app), protocol)
+
+
+def test_pipelined_requests(serve, http_impl):
+    app, _ = make_app()
+    check_pipelining(serve(app, http=http_impl).port)
