@@ -275,35 +275,54 @@ def _placeholder(head: RequestHead) -> RequestHead:
     return head
 
 
-class H2Stream:
+class _StreamWriter:
+    """What both kinds of stream share: waiting for the peer's window and the transport."""
+
+    __slots__ = ("_waiter", "conn_session", "id", "proto")
+
+    def __init__(self, h2session: H2Session, stream_id: int) -> None:
+        self.conn_session = h2session
+        self.proto = h2session.proto
+        self.id = stream_id
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def write_paused(self) -> bool:
+        owner = self.conn_session
+        return owner.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
+
+    async def drain(self) -> None:
+        owner = self.conn_session
+        if owner.conn.write_paused:
+            await owner.conn.drain()
+        while self.id in owner.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
+            waiter = self._waiter = owner.loop.create_future()
+            await waiter
+
+
+class H2Stream(_StreamWriter):
     """One request stream: the :class:`~squall.asgi.http.ResponseSink` of its cycle."""
 
     is_websocket = False
 
-    __slots__ = (
-        "_received",
-        "_remaining",
-        "_waiter",
-        "app",
-        "cycle",
-        "head",
-        "head_only",
-        "id",
-        "proto",
-        "session",
-    )
+    __slots__ = ("_received", "_remaining", "app", "cycle", "head", "head_only", "session")
 
     def __init__(self, session: H2Session, stream_id: int, head: RequestHead, app: Any) -> None:
+        super().__init__(session, stream_id)
         self.session = session
-        self.proto = session.proto
-        self.id = stream_id
         self.head = head
         self.app = app
         self.cycle: HTTPCycle = None  # type: ignore[assignment]
         self.head_only = head.method == "HEAD"
         self._remaining = -1  # declared response content-length still to send
         self._received = 0  # request body bytes, for --limit-request-body
-        self._waiter: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         session = self.session
@@ -366,18 +385,7 @@ class H2Stream:
         self.cycle.disconnect()
         self.wake()
 
-    def wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
     # -- ResponseSink
-
-    @property
-    def write_paused(self) -> bool:
-        return self.session.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
 
     def start_response(
         self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
@@ -510,30 +518,19 @@ class H2Stream:
         self.proto.consumed(self.id, size)
         self.session.schedule_flush()
 
-    async def drain(self) -> None:
-        conn = self.session.conn
-        if conn.write_paused:
-            await conn.drain()
-        session = self.session
-        while self.id in session.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
-            waiter = self._waiter = session.loop.create_future()
-            await waiter
 
-
-class H2WebSocketSink:
+class H2WebSocketSink(_StreamWriter):
     """A WebSocket over an HTTP/2 stream (RFC 8441): the session's sink."""
 
     is_websocket = True
 
-    __slots__ = ("_waiter", "ended", "h2", "head", "id", "proto", "session")
+    __slots__ = ("ended", "h2", "head", "session")
 
     def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
+        super().__init__(h2session, stream_id)
         self.h2 = h2session
-        self.proto = h2session.proto
-        self.id = stream_id
         self.head = head
         self.session: WebSocketSession = None  # type: ignore[assignment]
-        self._waiter: asyncio.Future[None] | None = None
         self.ended = False
 
     def start(self) -> None:
@@ -567,18 +564,7 @@ class H2WebSocketSink:
             self.session.connection_lost()
         self.wake()
 
-    def wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
     # -- WebSocketSink
-
-    @property
-    def write_paused(self) -> bool:
-        return self.h2.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
 
     def write(self, data: bytes) -> None:
         if data and not self.ended:
@@ -597,15 +583,6 @@ class H2WebSocketSink:
 
     def resume_reading(self) -> None:
         pass
-
-    async def drain(self) -> None:
-        conn = self.h2.conn
-        if conn.write_paused:
-            await conn.drain()
-        session = self.h2
-        while self.id in session.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
-            waiter = self._waiter = session.loop.create_future()
-            await waiter
 
     def send_accept(
         self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
