@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from squall.protocols.http1 import ParseError
+from squall.protocols.http1 import HOST_VALUE, ParseError
 
 if TYPE_CHECKING:
     from squall.protocols.http1 import RequestHead
@@ -66,8 +66,11 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     """Split a request target into (raw path, query string); 400 if unusable."""
     if target[:1] != b"/":
         if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
-            parts = urlsplit(target)
-            if not parts.netloc or b"@" in parts.netloc:
+            try:
+                parts = urlsplit(target)
+            except ValueError:  # e.g. a bad IP literal
+                raise ParseError(400, "Invalid authority in request target") from None
+            if not parts.netloc or HOST_VALUE(parts.netloc) is None:
                 raise ParseError(400, "Invalid authority in request target")
             path = parts.path or b"/"
             return path, parts.query

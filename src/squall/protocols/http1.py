@@ -171,7 +171,8 @@ _SPECIAL_REQUEST = {
 }
 _DIGITS = frozenset(b"0123456789")
 # Host = uri-host [ ":" port ]: an IP literal or a reg-name (RFC 3986), no userinfo
-_HOST_VALUE = re.compile(
+_AUTHORITY_END = re.compile(rb"[/?#]")
+HOST_VALUE = _HOST_VALUE = re.compile(
     rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
 ).fullmatch
 # The methods llhttp knows; any other token gets 501 from both backends.
@@ -263,8 +264,19 @@ class HeadBuilder:
         head = self.head
         if method not in KNOWN_METHODS:
             raise ParseError(501, "Method not implemented")
-        if target == b"*" and method != "OPTIONS":
-            raise ParseError(400, "The asterisk form is for OPTIONS only")
+        if target[:1] != b"/":  # RFC 9112 3.2: origin, absolute, authority or asterisk form
+            if target == b"*":
+                if method != "OPTIONS":
+                    raise ParseError(400, "The asterisk form is for OPTIONS only")
+            elif method == "CONNECT":
+                if b":" not in target or _HOST_VALUE(target) is None:
+                    raise ParseError(400, "Invalid authority-form target")
+            elif target[:7].lower() != b"http://" and target[:8].lower() != b"https://":
+                raise ParseError(400, "Invalid request target")
+            else:
+                authority = _AUTHORITY_END.split(target.split(b"//", 1)[1], 1)[0]
+                if not authority or _HOST_VALUE(authority) is None:
+                    raise ParseError(400, "Invalid authority in request target")
         head.method = method
         head.target = target
         head.http_version = version
