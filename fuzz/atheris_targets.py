@@ -102,10 +102,13 @@ def _h1_run(backend: Any, chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], i
 _LOOSE_REQUEST_LINE = re.compile(rb"(?:^|[\r\n])[^\r\n]*  [^\r\n]*HTTP/")
 
 
-# a request line, wherever it starts (after a body, say)
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([^ \r\n]+) +HTTP/")
-_ABSOLUTE = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
-_NOT_IN_AUTHORITY = re.compile(rb'["#<>\\^`{|}]')
+# a Transfer-Encoding value with a tab: llhttp judges the raw value, Squall and h11
+# strip it (tracked as a strict xfail, te_te.trailing_tab in test_smuggling.py)
+_TE_WITH_TAB = re.compile(rb"(?i)\ntransfer-encoding[ \t]*:[^\r\n]*\t")
+# a Connection field among the trailers after the last chunk
+_CONNECTION_TRAILER = re.compile(
+    rb"(?i)\r\n0+(?:;[^\r\n]*)?\r\n(?:[^\r\n]+\r\n)*?connection[ \t]*:"
+)
 # a chunk-size line with an extension
 _CHUNK_EXT_LINE = re.compile(rb"\r\n([0-9A-Fa-f]+[ \t]*;[^\r\n]*)")
 
@@ -129,20 +132,14 @@ def _odd_chunk_extension(data: bytes) -> bool:
 
 
 def _known_h1_divergence(data: bytes) -> bool:
-    if _LOOSE_REQUEST_LINE.search(data) or _odd_chunk_extension(data):
-        return True
-    # open bug: h11 takes a request-target that is none of the four forms, or an
-    # authority-form or absolute-form one with a byte llhttp refuses there
-    # (tests/fuzz/test_regressions.py); drop this when it is fixed
-    for match in _REQUEST_LINE.finditer(data):
-        method, target = match.groups()
-        if target[:1] in (b"/", b"*"):
-            continue
-        if method != b"CONNECT" and not _ABSOLUTE.match(target):
-            return True  # none of the four forms
-        if _NOT_IN_AUTHORITY.search(target):
-            return True  # authority-form or absolute-form with a byte llhttp refuses
-    return False
+    # the last one is an open bug: llhttp acts on a Connection trailer field, h11
+    # ignores it (tests/fuzz/test_regressions.py); drop it when it is fixed
+    return bool(
+        _LOOSE_REQUEST_LINE.search(data)
+        or _TE_WITH_TAB.search(data)
+        or _odd_chunk_extension(data)
+        or _CONNECTION_TRAILER.search(data)
+    )
 
 
 def h1(data: bytes) -> None:

@@ -1,7 +1,7 @@
 """Bugs the fuzzers found, reproduced; each is strict-xfail until src/ is fixed.
 
 When one starts passing, remove its xfail mark (and the matching allowance in
-fuzz/atheris_targets.py, ``_SAME_REFUSAL`` or ``_known_h1_divergence``).
+fuzz/atheris_targets.py: ``_known_h1_divergence``, or the note in ``_h1_run``).
 """
 
 from __future__ import annotations
@@ -90,6 +90,24 @@ def test_httptools_refuses_a_malformed_chunk_extension(ext: bytes) -> None:
     )
     assert status(H11HTTP1, [data]) == 400
     assert status(HttptoolsHTTP1, [data]) == 400
+
+
+def test_connection_trailer_same_on_both_backends() -> None:
+    data = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\nConnection: close\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    outcomes = []
+    for backend in (HttptoolsHTTP1, H11HTTP1):
+        rec = Recorder()
+        try:
+            backend(rec).feed(data)
+        except ParseError as exc:
+            outcomes.append((rec.merged(), exc.status))
+        else:
+            outcomes.append((rec.merged(), None))
+    assert outcomes[0] == outcomes[1]
 
 
 # The ASGI scope of an absolute-form request (src/squall/asgi/scope.py), reached

@@ -21,7 +21,7 @@ _SIZE_LINE = re.compile(
     rb"|\\[\t \x21-\x7e\x80-\xff])*\"))?)*)"  # [=value]
 )
 _TRAILER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t \x21-\x7e\x80-\xff]*)")
-_FRAMING_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"host"))
+_FRAMING_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"host", b"connection"))
 MAX_LINE = 4096  # a chunk-size line or trailer line
 MAX_TRAILERS = 16384
 

@@ -26,7 +26,7 @@ from squall.protocols.http1 import (
 
 _METHODS: dict[bytes, str] = {}
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/\d\.\d\r?\n")
-_FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host")
+_FRAMING_TRAILERS = (b"content-length", b"transfer-encoding", b"host", b"connection")
 _BODY_ONLY_CL = b"POST / HTTP/1.1\r\nHost: -\r\nContent-Length: %d\r\n\r\n"
 _BODY_ONLY_CHUNKED = b"POST / HTTP/1.1\r\nHost: -\r\nTransfer-Encoding: chunked\r\n\r\n"
 
