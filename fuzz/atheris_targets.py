@@ -105,10 +105,6 @@ _LOOSE_REQUEST_LINE = re.compile(rb"(?:^|[\r\n])[^\r\n]*  [^\r\n]*HTTP/")
 # a Transfer-Encoding value with a tab: llhttp judges the raw value, Squall and h11
 # strip it (tracked as a strict xfail, te_te.trailing_tab in test_smuggling.py)
 _TE_WITH_TAB = re.compile(rb"(?i)\ntransfer-encoding[ \t]*:[^\r\n]*\t")
-# a Connection field among the trailers after the last chunk
-_CONNECTION_TRAILER = re.compile(
-    rb"(?i)\r\n0+(?:;[^\r\n]*)?\r\n(?:[^\r\n]+\r\n)*?connection[ \t]*:"
-)
 # a chunk-size line with an extension
 _CHUNK_EXT_LINE = re.compile(rb"\r\n([0-9A-Fa-f]+[ \t]*;[^\r\n]*)")
 
@@ -132,13 +128,8 @@ def _odd_chunk_extension(data: bytes) -> bool:
 
 
 def _known_h1_divergence(data: bytes) -> bool:
-    # the last one is an open bug: llhttp acts on a Connection trailer field, h11
-    # ignores it (tests/fuzz/test_regressions.py); drop it when it is fixed
     return bool(
-        _LOOSE_REQUEST_LINE.search(data)
-        or _TE_WITH_TAB.search(data)
-        or _odd_chunk_extension(data)
-        or _CONNECTION_TRAILER.search(data)
+        _LOOSE_REQUEST_LINE.search(data) or _TE_WITH_TAB.search(data) or _odd_chunk_extension(data)
     )
 
 
