@@ -1,0 +1,382 @@
+"""The two kinds of HTTP/2 stream an :class:`~squall.h2session.H2Session` serves.
+
+* :class:`H2Stream`: a request stream, the :class:`~squall.asgi.http.ResponseSink`
+  of its HTTP cycle (the same cycle as HTTP/1.1).
+* :class:`H2WebSocketSink`: an extended CONNECT stream (RFC 8441), the sink of
+  a WebSocket session (the same session as the HTTP/1.1 upgrade).
+
+Both wait on the peer's flow-control window and the transport the same way
+(:class:`_StreamWriter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.protocols import http2 as h2
+from squall.protocols.h2fields import response_fields
+from squall.protocols.hpack import STATUS_FIELDS, encode_field
+from squall.protocols.http1 import ResponseError
+from squall.sendfile import FileShorterThanCount
+
+if TYPE_CHECKING:
+    from squall.asgi.websocket import WebSocketSession
+    from squall.h2session import H2Session
+    from squall.protocols.http1 import RequestHead
+    from squall.protocols.websocket import Handshake
+
+logger = logging.getLogger("squall.error")
+
+_BODYLESS = frozenset([*range(100, 200), 204, 304])
+
+
+class _StreamWriter:
+    """What both kinds of stream share: waiting for the peer's window and the transport."""
+
+    __slots__ = ("_waiter", "conn_session", "id", "proto")
+
+    def __init__(self, h2session: H2Session, stream_id: int) -> None:
+        self.conn_session = h2session
+        self.proto = h2session.proto
+        self.id = stream_id
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def write_paused(self) -> bool:
+        owner = self.conn_session
+        return owner.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
+
+    async def drain(self) -> None:
+        owner = self.conn_session
+        if owner.conn.write_paused:
+            await owner.conn.drain()
+        while self.id in owner.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
+            waiter = self._waiter = owner.loop.create_future()
+            await waiter
+
+
+class H2Stream(_StreamWriter):
+    """One request stream: the :class:`~squall.asgi.http.ResponseSink` of its cycle."""
+
+    is_websocket = False
+
+    __slots__ = ("_received", "_remaining", "app", "cycle", "head", "head_only", "session")
+
+    def __init__(self, session: H2Session, stream_id: int, head: RequestHead, app: Any) -> None:
+        super().__init__(session, stream_id)
+        self.session = session
+        self.head = head
+        self.app = app
+        self.cycle: HTTPCycle = None  # type: ignore[assignment]
+        self.head_only = head.method == "HEAD"
+        self._remaining = -1  # declared response content-length still to send
+        self._received = 0  # request body bytes, for --limit-request-body
+
+    def start(self) -> None:
+        session = self.session
+        server = session.server
+        cycle = self.cycle
+        if server.timed:
+            cycle.start_time = perf_counter()
+        session.running += 1
+        task = session.loop.create_task(cycle.run(self.app, server.tasks))
+        cycle.task = task
+        server.tasks.add(task)
+        task.add_done_callback(self._app_returned)
+
+    def _app_returned(self, task: asyncio.Task[None]) -> None:
+        self.session.running -= 1
+
+    # -- from the session
+
+    def receive(self, data: bytes, end_stream: bool) -> None:
+        cycle = self.cycle
+        if data:
+            limit = self.session.server.limit_request_body
+            if limit is not None:
+                self._received += len(data)
+                if self._received > limit:
+                    self._body_too_large()
+                    return
+            if cycle.state == DONE:
+                self.proto.consumed(self.id, len(data))
+            else:
+                cycle.feed_body(data)
+        if end_stream:
+            cycle.end_body()
+
+    def _body_too_large(self) -> None:
+        """Over --limit-request-body: 413 if nothing was answered, else a reset."""
+        cycle = self.cycle
+        session = self.session
+        logger.info("%s - Request body too large: 413", session.conn.info.client_label)
+        if cycle.state == IDLE or cycle.state == HELD:
+            cycle.state = DONE
+            cycle.status = 413
+            message = b"Request Entity Too Large\n"
+            block, _ = response_fields(
+                413,
+                [(b"content-type", b"text/plain; charset=utf-8")],
+                session.server.h2_defaults,
+            )
+            length = encode_field(b"content-length", b"%d" % len(message))
+            self.proto.send_headers(self.id, block + length, False)
+            self.proto.send_data(self.id, message, True)
+        else:
+            self.proto.reset(self.id, h2.CANCEL)
+        cycle.disconnect()
+        session.schedule_flush()
+        session.stream_done(self)
+
+    def gone(self) -> None:
+        """Reset by the peer, or the connection is lost."""
+        self.cycle.disconnect()
+        self.wake()
+
+    # -- ResponseSink
+
+    def start_response(
+        self, cycle: HTTPCycle, status: int, headers: Any, body: bytes | None, more_body: bool
+    ) -> None:
+        block, length = response_fields(status, headers, self.session.server.h2_defaults)
+        proto = self.proto
+        if self.head_only or status in _BODYLESS:
+            proto.send_headers(self.id, block, True)
+            self._remaining = -2  # any body the app sends is dropped
+        else:
+            body = body or b""
+            if length < 0 and not more_body:
+                length = len(body)
+                block += encode_field(b"content-length", b"%d" % length)
+            self._remaining = length
+            if body or not more_body:
+                self._check_length(body, more_body)
+                proto.send_headers(self.id, block, False)
+                proto.send_data(self.id, body, not more_body)
+            else:
+                proto.send_headers(self.id, block, False)
+        self.session.schedule_flush()
+
+    def _check_length(self, body: bytes, more_body: bool) -> None:
+        remaining = self._remaining
+        if remaining >= 0:
+            remaining -= len(body)
+            if remaining < 0:
+                raise ResponseError("Response content longer than Content-Length")
+            if not more_body and remaining:
+                raise ResponseError("Response content shorter than Content-Length")
+            self._remaining = remaining
+
+    def send_body(self, cycle: HTTPCycle, body: bytes, more_body: bool) -> None:
+        if self._remaining == -2:
+            if not more_body:
+                self.proto.send_data(self.id, b"", True)  # already ended; no-op
+            return
+        self._check_length(body, more_body)
+        if body or not more_body:
+            self.proto.send_data(self.id, body, not more_body)
+            self.session.schedule_flush()
+
+    def send_continue(self, cycle: HTTPCycle) -> None:
+        conn = self.session.conn
+        if conn.upgrading:  # h2c: the body still comes as HTTP/1.1, so does the 100
+            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return
+        self.proto.send_informational(self.id, STATUS_FIELDS[100])
+        self.session.schedule_flush()
+
+    def send_informational(
+        self, cycle: HTTPCycle, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        block, _ = response_fields(status, headers, None)
+        self.proto.send_informational(self.id, block)
+        self.session.schedule_flush()
+
+    def send_trailers(self, cycle: HTTPCycle, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._remaining == -2:
+            return
+        self._check_length(b"", False)
+        if headers:
+            block, _ = response_fields(0, headers, None)
+            self.proto.send_headers(self.id, block, True)
+        else:
+            self.proto.send_data(self.id, b"", True)
+        self.session.schedule_flush()
+
+    async def send_file(self, cycle: HTTPCycle, fd: int, offset: int, count: int) -> None:
+        if self._remaining == -2:
+            return
+        if self._remaining >= 0:
+            if count > self._remaining:
+                raise ResponseError("Response content longer than Content-Length")
+            self._remaining -= count
+        proto = self.proto
+        while count > 0 and self.id in self.session.streams:
+            chunk = os.pread(fd, min(count, 65536), offset)
+            if not chunk:
+                raise FileShorterThanCount("The file ended before 'count' bytes")
+            offset += len(chunk)
+            count -= len(chunk)
+            proto.send_data(self.id, chunk, False)
+            self.session.schedule_flush()
+            if self.write_paused:
+                await self.drain()
+
+    def response_complete(self, cycle: HTTPCycle) -> None:
+        session = self.session
+        server = session.server
+        server.total_requests += 1
+        if server.timed:
+            server.response_done(cycle, session.conn.info, "h2")
+        session.stream_done(self)
+
+    def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
+        session = self.session
+        if cycle.state == IDLE or cycle.state == HELD:
+            cycle.state = DONE
+            cycle.status = status
+            message = b"Internal Server Error\n" if status == 500 else b"Service Unavailable\n"
+            block, _ = response_fields(
+                status,
+                [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(message)),
+                ],
+                session.server.h2_defaults,
+            )
+            self.proto.send_headers(self.id, block, False)
+            self.proto.send_data(self.id, message, True)
+            if session.server.timed:
+                session.server.response_done(cycle, session.conn.info, "h2")
+        else:
+            self.proto.reset(self.id, h2.INTERNAL_ERROR)
+        session.schedule_flush()
+        session.stream_done(self)
+
+    def pause_reading(self) -> None:
+        """Flow control is the stream window: the body stops when it is spent.
+        Only an h2c upgrade request's body comes as HTTP/1.1: that pauses the socket."""
+        if self.session.conn.upgrading:
+            self.session.conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.session.conn.resume_reading()
+
+    def consumed(self, size: int) -> None:
+        self.proto.consumed(self.id, size)
+        self.session.schedule_flush()
+
+
+class H2WebSocketSink(_StreamWriter):
+    """A WebSocket over an HTTP/2 stream (RFC 8441): the session's sink."""
+
+    is_websocket = True
+
+    __slots__ = ("ended", "h2", "head", "session")
+
+    def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
+        super().__init__(h2session, stream_id)
+        self.h2 = h2session
+        self.head = head
+        self.session: WebSocketSession = None  # type: ignore[assignment]
+        self.ended = False
+
+    def start(self) -> None:
+        h2 = self.h2
+        server = h2.server
+        if server.timed:
+            self.session.start_time = perf_counter()
+        h2.running += 1
+        task = h2.loop.create_task(self.session.run(server.app))
+        server.tasks.add(task)
+        task.add_done_callback(self._app_returned)
+
+    def _app_returned(self, task: asyncio.Task[None]) -> None:
+        self.h2.running -= 1
+        self.h2.server.tasks.discard(task)
+
+    # -- from the H2 session
+
+    def receive(self, data: bytes, end_stream: bool) -> None:
+        if data:
+            self.proto.consumed(self.id, len(data))
+            if self.session is not None:
+                self.session.feed(data)
+        if end_stream:  # the client's side is done (RFC 8441 5.3): so is the session
+            if self.session is not None:
+                self.session.connection_lost()
+            self.close()
+
+    def gone(self) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+        self.wake()
+
+    # -- WebSocketSink
+
+    def write(self, data: bytes) -> None:
+        if data and not self.ended:
+            self.proto.send_data(self.id, data, False)
+            self.h2.schedule_flush()
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.proto.send_data(self.id, b"", True)
+            self.h2.schedule_flush()
+            self.h2.stream_done(self)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def send_accept(
+        self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        extra = list(headers)
+        if subprotocol is not None:
+            extra.append((b"sec-websocket-protocol", subprotocol.encode()))
+        if handshake.deflate_params:
+            extra.append((b"sec-websocket-extensions", handshake.deflate_params))
+        block, _ = response_fields(200, extra, self.h2.server.h2_defaults)
+        self.proto.send_headers(self.id, block, False)
+        self.h2.schedule_flush()
+
+    def send_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> None:
+        headers = list(headers)
+        if not more_body:
+            headers.append((b"content-length", b"%d" % len(body)))
+        block, _ = response_fields(status, headers, self.h2.server.h2_defaults)
+        self.proto.send_headers(self.id, block, False)
+        if body or not more_body:
+            self.proto.send_data(self.id, body, not more_body)
+        if not more_body:
+            self.ended = True
+        self.h2.schedule_flush()
+
+    def send_response_body(self, body: bytes, more_body: bool) -> None:
+        self.proto.send_data(self.id, body, not more_body)
+        if not more_body:
+            self.ended = True
+        self.h2.schedule_flush()
+
+    def session_done(self, session: WebSocketSession) -> None:
+        h2 = self.h2
+        if h2.server.timed:
+            h2.server.response_done(session, h2.conn.info, "websocket")
+        if self.ended:
+            h2.stream_done(self)
