@@ -721,3 +721,25 @@ def check_cookies(client: Any, srv: Any, protocol: str) -> None:
             assert json.loads(bytes(stream.data)) == {"x": "1", "y": "two"}
         finally:
             h2.close()
+
+
+def check_form_post(client: Any, path: str = "/form") -> None:
+    """A url-encoded form of several MiB is echoed back field for field."""
+    response = client.post(path, data=form_data())
+    assert response.status_code == 200, response.text
+    check_form_echo(response.json())
+
+
+def check_multipart_post(client: Any, path: str = "/upload") -> None:
+    """A multipart upload of several MiB arrives whole (sizes and hashes echoed)."""
+    response = client.post(path, data={"field": FORM_TEXT}, files=multipart_files())
+    assert response.status_code == 200, response.text
+    check_multipart_echo(response.json())
+
+
+def read_sse(client: Any, path: str = "/sse") -> list[dict[str, str]]:
+    """The events of a Server-Sent Events response (its content type checked)."""
+    with client.stream("GET", path) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = response.read().decode()
+    return parse_sse(text)

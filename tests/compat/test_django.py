@@ -82,9 +82,9 @@ from tests.compat.helpers import (
     form_data,
     form_echo,
     multipart_files,
-    parse_sse,
     payload,
     read_first_chunk_then_close,
+    read_sse,
     sha256,
     wait_until,
     websocket_handshake,
@@ -349,10 +349,9 @@ def test_streaming_response_is_incremental(serve, http, ctx):
 
 
 def test_server_sent_events(serve, http):
-    with http(serve(application)) as client, client.stream("GET", "/sse") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        text = response.read().decode()
-    assert parse_sse(text) == [
+    with http(serve(application)) as client:
+        events = read_sse(client)
+    assert events == [
         {"id": "0", "event": "tick", "data": '{"n": 0}'},
         {"id": "1", "event": "tick", "data": '{"n": 1}'},
         {"id": "2", "event": "tick", "data": '{"n": 2}'},

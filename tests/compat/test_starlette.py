@@ -38,7 +38,6 @@ from starlette.websockets import WebSocket
 from tests.compat.helpers import (
     BIG_FIELD_NAMES,
     CONCURRENT,
-    FORM_TEXT,
     STREAM_CHUNKS,
     Gate,
     LoopBarrier,
@@ -46,19 +45,17 @@ from tests.compat.helpers import (
     check_background_task,
     check_contextvars,
     check_cookies,
-    check_form_echo,
+    check_form_post,
     check_incremental_stream,
-    check_multipart_echo,
+    check_multipart_post,
     check_pipelining,
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
-    form_data,
     form_echo,
-    multipart_files,
-    parse_sse,
     payload,
     read_first_chunk_then_close,
+    read_sse,
     sha256,
     wait_until,
     websocket_handshake,
@@ -276,17 +273,13 @@ def test_cookies(serve, http, protocol):
 def test_urlencoded_form(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
-        response = client.post("/form", data=form_data())
-    assert response.status_code == 200, response.text
-    check_form_echo(response.json())
+        check_form_post(client)
 
 
 def test_multipart_upload(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
-        response = client.post("/upload", data={"field": FORM_TEXT}, files=multipart_files())
-    assert response.status_code == 200, response.text
-    check_multipart_echo(response.json())
+        check_multipart_post(client)
 
 
 def test_streaming_response_is_incremental(serve, http):
@@ -297,10 +290,9 @@ def test_streaming_response_is_incremental(serve, http):
 
 def test_server_sent_events(serve, http):
     app, _ = make_app()
-    with http(serve(app)) as client, client.stream("GET", "/sse") as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        text = response.read().decode()
-    assert parse_sse(text) == [
+    with http(serve(app)) as client:
+        events = read_sse(client)
+    assert events == [
         {"id": "0", "event": "tick", "data": '{"n": 0}'},
         {"id": "1", "event": "tick", "data": '{"n": 1}'},
         {"id": "2", "event": "tick", "data": '{"n": 2}'},
