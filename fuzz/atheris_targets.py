@@ -9,8 +9,7 @@ Targets (seed corpora in ``fuzz/corpus/<target>/``):
 
 * ``h1``: one request stream to both HTTP/1.1 backends, whole and cut in
   pieces: only ParseError, calls well ordered, the same calls and refusal
-  either way and (apart from the divergences listed in ``_known_h1_divergence``)
-  on both backends; the status of a refusal is not compared (see ``_h1_run``).
+  either way and on both backends; the status of a refusal is not compared (see ``_h1_run``).
 * ``h2``: a client connection (the preface is added unless the input starts
   with ``PRI``): ``feed`` never raises, the same events whole and in pieces.
 * ``hpack``: one header block, decoded twice on one decoder: only HPACKError or
@@ -27,7 +26,6 @@ raises AssertionError, which libFuzzer reports as a crash with its input.
 
 from __future__ import annotations
 
-import re
 import sys
 import zlib
 from collections.abc import Callable
@@ -96,43 +94,6 @@ def _h1_run(backend: Any, chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], i
     return rec.calls, status is not None, pending
 
 
-# a request line with more than one space between its parts: llhttp splits it on
-# whitespace, h11 refuses it (RFC 9112 3 allows both; tracked as a strict xfail,
-# line.double_space in tests/integration/test_smuggling.py)
-_LOOSE_REQUEST_LINE = re.compile(rb"(?:^|[\r\n])[^\r\n]*  [^\r\n]*HTTP/")
-
-
-# a Transfer-Encoding value with a tab: llhttp judges the raw value, Squall and h11
-# strip it (tracked as a strict xfail, te_te.trailing_tab in test_smuggling.py)
-_TE_WITH_TAB = re.compile(rb"(?i)\ntransfer-encoding[ \t]*:[^\r\n]*\t")
-# a chunk-size line with an extension
-_CHUNK_EXT_LINE = re.compile(rb"\r\n([0-9A-Fa-f]+[ \t]*;[^\r\n]*)")
-
-
-def _odd_chunk_extension(data: bytes) -> bool:
-    """An extension with whitespace, malformed, or over 4096 bytes: judged apart.
-
-    llhttp refuses whitespace around ``;`` and ``=`` (BWS, which RFC 9112 7.1.1
-    allows) and takes extensions of any length: both tracked as strict xfails
-    in tests/integration/test_smuggling.py. Open bug: llhttp also takes a
-    token value with a quoted string stuck to it, ``5;a=1"b"``
-    (tests/fuzz/test_regressions.py).
-    """
-    from squall.protocols.chunked import _SIZE_LINE, MAX_LINE
-
-    for match in _CHUNK_EXT_LINE.finditer(data):
-        line = match.group(1)
-        if b" " in line or b"\t" in line or len(line) > MAX_LINE or not _SIZE_LINE.fullmatch(line):
-            return True
-    return False
-
-
-def _known_h1_divergence(data: bytes) -> bool:
-    return bool(
-        _LOOSE_REQUEST_LINE.search(data) or _TE_WITH_TAB.search(data) or _odd_chunk_extension(data)
-    )
-
-
 def h1(data: bytes) -> None:
     from squall.protocols.h1_h11 import H11HTTP1
     from squall.protocols.h1_httptools import HttptoolsHTTP1
@@ -143,7 +104,7 @@ def h1(data: bytes) -> None:
         assert _h1_run(backend, _pieces(data)) == whole, backend.backend
         results.append(whole)
     (a, refused_a, pending_a), (b, refused_b, pending_b) = results
-    if (a, refused_a) == (b, refused_b) or _known_h1_divergence(data):
+    if (a, refused_a) == (b, refused_b):
         return
     # one refused what the other still waits for the rest of: llhttp refuses a bad
     # head field at once, h11 once the head is whole

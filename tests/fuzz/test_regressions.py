@@ -1,7 +1,6 @@
-"""Bugs the fuzzers found, reproduced; each is strict-xfail until src/ is fixed.
+"""Bugs the fuzzers found, reproduced and fixed: each test keeps its fix in place.
 
-When one starts passing, remove its xfail mark (and the matching allowance in
-fuzz/atheris_targets.py: ``_known_h1_divergence``, or the note in ``_h1_run``).
+A new finding is added here as a strict xfail until src/ is fixed.
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ def status(backend: type[HTTP1], chunks: list[bytes]) -> int | None:
     return None
 
 
-# httptools chooses 501 over 400 for a method llhttp does not know by matching
-# _REQUEST_LINE against the bytes of the current feed() call
-# (src/squall/protocols/h1_httptools.py:87), not against the request line: the
-# answer depends on where the read began and on the request before it.
+# The status for a method llhttp does not know is chosen on the whole request
+# line, wherever the reads split it and whatever came before it.
 UNKNOWN_METHOD = {
     # the request line split across two reads: the tail alone does not match
     "split-read": ([b"BR", b"EW / HTTP/1.1\r\nHost: x\r\n\r\n"], 501),
@@ -41,10 +38,6 @@ UNKNOWN_METHOD = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="h1_httptools.py:87 matches _REQUEST_LINE against the read, not the request line",
-)
 @pytest.mark.parametrize(("chunks", "expected"), UNKNOWN_METHOD.values(), ids=UNKNOWN_METHOD.keys())
 def test_httptools_status_for_a_bad_method_does_not_depend_on_the_read(
     chunks: list[bytes], expected: int
@@ -74,13 +67,6 @@ def test_h11_refuses_a_target_in_none_of_the_four_forms(line: bytes) -> None:
     assert status(H11HTTP1, [data]) == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "llhttp takes a chunk-ext-val that is a token with a quoted string stuck to it; "
-        "the httptools backend never checks chunk-size lines (chunked.py:17 does, for h11)"
-    ),
-)
 @pytest.mark.parametrize("ext", [b';a=1"b"', b';ext=1"q=;x y"'])
 def test_httptools_refuses_a_malformed_chunk_extension(ext: bytes) -> None:
     data = (

@@ -548,32 +548,8 @@ CVE_2025_43859: list[tuple[str, bytes, Refused | Parsed, str]] = [
 ]  # fmt: skip
 
 # Where a backend differs from the strict outcome: (backend, vector id) -> reason.
-_LLHTTP_FEED = "src/squall/protocols/h1_httptools.py:72 (llhttp alone frames the body)"
-_CHUNK_BWS = (
-    "llhttp rejects BWS in a chunk extension ('Invalid character in chunk size/extensions'); "
-    "the h11 backend's _SIZE_LINE (src/squall/protocols/chunked.py:17-22) accepts it, "
-    "as RFC 9112 7.1.1 requires; " + _LLHTTP_FEED
-)
-XFAIL: dict[tuple[str, str], str] = {
-    ("httptools", "te_te.trailing_tab"): (
-        "llhttp rejects 'chunked<HTAB>' as an invalid Transfer-Encoding after the head; "
-        "Squall strips the HTAB for its own check (src/squall/protocols/h1_httptools.py:158) "
-        "but llhttp judges the raw value; the h11 backend accepts it"
-    ),
-    ("httptools", "ext.bws_before_semicolon"): _CHUNK_BWS,
-    ("httptools", "ext.bws_after_semicolon"): _CHUNK_BWS,
-    ("httptools", "ext.bws_around_equals"): _CHUNK_BWS,
-    ("httptools", "ext.oversized"): (
-        "no bound on chunk-extension length with llhttp (a 1 MB extension is skipped and the "
-        "body accepted); the h11 backend refuses lines over MAX_LINE = 4096 "
-        "(src/squall/protocols/chunked.py:25, 87, 97); " + _LLHTTP_FEED
-    ),
-    ("httptools", "line.double_space"): (
-        "llhttp accepts 'GET  / HTTP/1.1' (repeated SP); h11 refuses it. The request line is "
-        "never checked on the httptools path: _REQUEST_LINE (src/squall/protocols/"
-        "h1_httptools.py:28) is only used to choose 501 over 400"
-    ),
-}
+# Empty: both backends give the strict answer to every vector.
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _params(vectors: list[tuple[str, bytes, Refused | Parsed, str]]) -> list[Any]:
