@@ -41,12 +41,21 @@ GROUP_TITLES = {
 }
 
 
+NONE = object()  # "none" given for an optional number: the option is set to None
+
+
 def _converter(f: dataclasses.Field[Any], meta: Option) -> Callable[[str], Any]:
     kind = field_kind(f)
-    if kind == "int":
-        return int
-    if kind == "float":
-        return float
+    if kind in ("int", "float"):
+        number: Callable[[str], Any] = int if kind == "int" else float
+        if "None" not in str(f.type):
+            return number
+
+        def optional(raw: str) -> Any:  # e.g. --ws-ping-interval none
+            return NONE if raw.strip().lower() == "none" else number(raw)
+
+        optional.__name__ = number.__name__  # argparse names the type in its error
+        return optional
     if f.name == "log_level":
         return str.lower
     return str
@@ -162,7 +171,9 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any
                 value = _from_env(f, meta, raw)
         if value is None:
             value = from_file.get(f.name)
-        if value is not None:
+        if value is NONE:
+            kwargs[f.name] = None
+        elif value is not None:
             kwargs[f.name] = value
     app = ns.app or os.environ.get("SQUALL_APP") or from_file.get("app")
     if not app:

@@ -284,7 +284,7 @@ class H2WebSocketSink(_StreamWriter):
 
     is_websocket = True
 
-    __slots__ = ("ended", "h2", "head", "session")
+    __slots__ = ("ended", "h2", "head", "held", "paused", "session")
 
     def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
         super().__init__(h2session, stream_id)
@@ -292,6 +292,10 @@ class H2WebSocketSink(_StreamWriter):
         self.head = head
         self.session: WebSocketSession = None  # type: ignore[assignment]
         self.ended = False
+        # back-pressure: while the session's queue is full, bytes received are not
+        # given back to the stream's flow-control window, so the peer must stop
+        self.paused = False
+        self.held = 0
 
     def start(self) -> None:
         h2 = self.h2
@@ -311,7 +315,10 @@ class H2WebSocketSink(_StreamWriter):
 
     def receive(self, data: bytes, end_stream: bool) -> None:
         if data:
-            self.proto.consumed(self.id, len(data))
+            if self.paused:
+                self.held += len(data)
+            else:
+                self.proto.consumed(self.id, len(data))
             if self.session is not None:
                 self.session.feed(data)
         if end_stream:  # the client's side is done (RFC 8441 5.3): so is the session
@@ -339,10 +346,14 @@ class H2WebSocketSink(_StreamWriter):
             self.h2.stream_done(self)
 
     def pause_reading(self) -> None:
-        pass
+        self.paused = True
 
     def resume_reading(self) -> None:
-        pass
+        self.paused = False
+        if self.held:
+            self.proto.consumed(self.id, self.held)
+            self.held = 0
+            self.h2.schedule_flush()
 
     def send_accept(
         self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]

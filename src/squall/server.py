@@ -41,7 +41,7 @@ from squall.loading import (
 from squall.logs import configure_logging
 from squall.metrics import MetricsProtocol, http_answer, render
 from squall.proxyaccept import AcceptLoop
-from squall.sockets import bind_all, describe, parse_bind, unix_paths
+from squall.sockets import bind_all, describe, descriptor_cap, parse_bind, unix_paths
 from squall.state import ServerState
 from squall.transport import Connection
 
@@ -163,7 +163,15 @@ class Server:
             listen: list[socket.socket] = list(sockets or ()) or bind_all(
                 config, reuse_port=config.reuse_port
             )
-            limited = config.limit_connections is not None
+            cap = descriptor_cap()
+            if cap is not None and (
+                state.limit_connections is None or cap[0] < state.limit_connections
+            ):
+                # hold new connections in the backlog rather than fail accept() with EMFILE
+                # (uvloop would accept and drop them; asyncio would retry in a burst)
+                state.limit_connections = cap[0]
+                state.limit_name = f"the descriptor limit (ulimit -n {cap[1]})"
+            limited = state.limit_connections is not None
             own_accept = config.proxy_protocol or "uvloop" not in type(loop).__module__
             if own_accept:
                 for sock in listen:

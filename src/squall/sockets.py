@@ -193,3 +193,26 @@ def rebind_reuse_port(reserved: list[socket.socket], backlog: int) -> list[socke
         sock.setblocking(False)
         sockets.append(sock)
     return sockets
+
+
+def descriptor_cap() -> tuple[int, int] | None:
+    """(connections, ulimit): how many connections this process may hold before
+    ``accept()`` would fail for want of descriptors, keeping a reserve for the app.
+
+    The reserve is a sixteenth of ``ulimit -n`` (at least 16, at most 4096);
+    descriptors already open (listeners, logs, pipes) are counted. None when
+    the limit is unknown or unlimited.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return None
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - no procfs
+        used = 16
+    reserve = min(max(16, soft // 16), 4096)
+    return max(1, soft - used - reserve), soft

@@ -74,7 +74,8 @@ class ServerState:
         self.request_checks = bool(config.health_path or config.limit_request_body is not None) or (
             config.max_requests_per_connection is not None
         )
-        self.limit_connections = config.limit_connections
+        self.limit_connections = config.limit_connections  # or lower: see descriptor_cap
+        self.limit_name = "--limit-connections"
         # set by the Server when --limit-connections is given: stop/start accepting
         self.pause_accepting: Callable[[], None] | None = None
         self.resume_accepting: Callable[[], None] | None = None
@@ -228,7 +229,9 @@ class ServerState:
             return False
         if self._accepting and len(self.connections) + 1 >= limit:
             self._accepting = False
-            logger.warning("Reached --limit-connections (%d); not accepting for now", limit)
+            logger.warning(
+                "Reached %s: %d connections; not accepting for now", self.limit_name, limit
+            )
             if self.pause_accepting is not None:
                 self.pause_accepting()
         return True

@@ -354,3 +354,24 @@ def test_reference_markdown_lists_every_flag() -> None:
             assert f"`{flag_name(f, meta)}" in table
             assert env_name(f) in table
     assert "--access-log / --no-access-log" in table
+
+
+@pytest.mark.parametrize("raw", ["none", "None", "NONE"])
+def test_none_turns_off_an_optional_number(raw: str) -> None:
+    _, kwargs = cli.parse(["main:app", "--ws-ping-interval", raw, "--limit-concurrency", raw])
+    assert kwargs["ws_ping_interval"] is None
+    assert kwargs["limit_concurrency"] is None
+    assert Config("main:app", **kwargs).ws_ping_interval is None
+
+
+def test_none_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SQUALL_WS_PING_TIMEOUT", "none")
+    assert cli.parse(["main:app"])[1]["ws_ping_timeout"] is None
+
+
+def test_none_is_refused_for_a_number_that_cannot_be_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.parse(["main:app", "--timeout-keep-alive", "none"])
+    assert "--timeout-keep-alive: invalid float value: 'none'" in capsys.readouterr().err

@@ -11,7 +11,10 @@
 * text is valid UTF-8, checked as each fragment arrives (close 1007).
 * a message larger than ``max_size`` closes with 1009 as soon as that is
   known: from the frame header when uncompressed, while inflating when
-  compressed, so a decompression bomb never grows past the limit.
+  compressed, so a decompression bomb never grows past the limit. An empty
+  fragment counts as one byte, so endless empty fragments end the same way;
+  fragments are kept as one growing buffer, so a message costs its size in
+  memory however finely it is fragmented.
 * pings are answered with pongs; a close frame is answered with a close
   frame (its code validated, its reason UTF-8) and ends the connection.
 * control frames may come between the fragments of a message.
@@ -107,7 +110,7 @@ class WebSocketProtocol:
         self._out: list[bytes] = []
         self._opcode = -1  # of the message in progress; -1 when none
         self._compressed = False
-        self._parts: list[Any] = []
+        self._parts = bytearray()  # the fragments of the message in progress
         self._size = 0
         self._decoder: Any = None
         self.close_rcvd: tuple[int, str] | None = None
@@ -190,7 +193,10 @@ class WebSocketProtocol:
         elif self._opcode >= 0:
             raise ProtocolFailure(1002, "New message inside a fragmented message")
         compressed = bool(b0 & 0x40) if opcode else self._compressed
-        if not compressed and (self._size if opcode == _CONT else 0) + length > self.max_size:
+        if (
+            not compressed
+            and (self._size if opcode == _CONT else 0) + (length or 1) > self.max_size
+        ):
             raise ProtocolFailure(1009, "Message too big")
         if length > self.max_size + 1024:  # compressed data that large is never legitimate
             raise ProtocolFailure(1009, "Message too big")
@@ -210,28 +216,28 @@ class WebSocketProtocol:
                 return
             self._opcode = opcode
             self._compressed = rsv1
-            self._parts = []
+            self._parts = bytearray()
             self._size = 0
             self._decoder = codecs.getincrementaldecoder("utf-8")() if opcode == _TEXT else None
         if self._compressed:
             payload = self._inflate(payload, fin)
         else:
-            self._size += len(payload)
+            self._size += len(payload) or 1
         decoder = self._decoder
         if decoder is not None:
-            try:  # fail fast: at the first invalid fragment
-                self._parts.append(decoder.decode(payload, final=fin))
+            try:  # fail fast: at the first invalid fragment (the text is decoded again at the end)
+                decoder.decode(payload, final=fin)
             except UnicodeDecodeError:
                 raise ProtocolFailure(1007, "Invalid UTF-8 in text message") from None
-        else:
-            self._parts.append(payload)
+        self._parts += payload
         if fin:
-            parts, self._parts = self._parts, []
+            message = bytes(self._parts)
+            self._parts = bytearray()
             self._opcode = -1
             if decoder is not None:
-                out.append((TEXT, "".join(parts)))
+                out.append((TEXT, message.decode()))
             else:
-                out.append((BYTES, b"".join(parts)))
+                out.append((BYTES, message))
 
     def _inflate(self, payload: bytes, fin: bool) -> bytes:
         params = self._deflate
@@ -242,11 +248,13 @@ class WebSocketProtocol:
         if fin:
             payload += _DEFLATE_TAIL
         room = self.max_size - self._size
+        if room < 0:  # only empty fragments can get here
+            raise ProtocolFailure(1009, "Message too big")
         try:
             data: bytes = inflater.decompress(payload, room + 1)
         except zlib.error:
             raise ProtocolFailure(1007, "Invalid compressed data") from None
-        self._size += len(data)
+        self._size += len(data) or 1
         if len(data) > room or inflater.unconsumed_tail:
             raise ProtocolFailure(1009, "Message too big")
         if fin and params.remote_no_context:
