@@ -1,5 +1,6 @@
 """WebSocket echo load: C connections, each sending a 32-byte text message and
-waiting for its echo, for S seconds. Prints ``RPS: <messages per second>``.
+waiting for its echo, for S seconds. Prints ``RPS: <messages per second>`` and
+``P99_MS: <99th percentile round trip in ms>``.
 
 usage: python bench/wsload.py PORT CONNECTIONS SECONDS
 """
@@ -22,7 +23,7 @@ FRAME = (
 ECHO_SIZE = 2 + len(PAYLOAD)
 
 
-async def client(port: int, deadline: float, counts: list[int]) -> None:
+async def client(port: int, deadline: float, counts: list[int], rtts: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16))
     writer.write(
@@ -33,9 +34,13 @@ async def client(port: int, deadline: float, counts: list[int]) -> None:
     if not head.startswith(b"HTTP/1.1 101"):
         raise SystemExit(f"handshake refused: {head[:40]!r}")
     sent = 0
-    while time.monotonic() < deadline:
+    clock = time.perf_counter
+    now = clock()
+    while now < deadline:
         writer.write(FRAME)
         await reader.readexactly(ECHO_SIZE)
+        then, now = now, clock()
+        rtts.append(now - then)
         sent += 1
     counts.append(sent)
     writer.close()
@@ -43,9 +48,13 @@ async def client(port: int, deadline: float, counts: list[int]) -> None:
 
 async def main(port: int, connections: int, seconds: float) -> None:
     counts: list[int] = []
-    deadline = time.monotonic() + seconds
-    await asyncio.gather(*(client(port, deadline, counts) for _ in range(connections)))
+    rtts: list[float] = []
+    deadline = time.perf_counter() + seconds
+    await asyncio.gather(*(client(port, deadline, counts, rtts) for _ in range(connections)))
     print(f"RPS: {sum(counts) / seconds:.0f}")
+    if rtts:
+        rtts.sort()
+        print(f"P99_MS: {rtts[int(len(rtts) * 0.99)] * 1000:.3f}")
 
 
 if __name__ == "__main__":
