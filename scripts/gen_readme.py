@@ -1,9 +1,12 @@
-"""Regenerate the option tables in README.md and docs/options.md from squall.config.Config.
+"""Regenerate the option reference in docs/options.md from squall.config.Config.
 
 Also copies the README's benchmark figures (between ``<!-- bench:begin -->`` and
 ``<!-- bench:end -->``) into docs/benchmarks.md, so the documentation site
-shows the same numbers. ``--check`` changes nothing and exits 1 when a file is
-out of date. Tests: tests/unit/test_readme.py and tests/unit/test_docs.py.
+shows the same numbers. A README that has an option table between
+``<!-- options:begin -->`` and ``<!-- options:end -->`` gets it regenerated too
+(the README now links to docs/options.md instead). ``--check`` changes nothing
+and exits 1 when a file is out of date. Tests: tests/unit/test_readme.py and
+tests/unit/test_docs.py.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ BENCH_BLOCK = re.compile(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)", re.
 
 
 def render(text: str) -> str:
-    """The README with its option table regenerated."""
+    """The README with its option table (if it has one) regenerated."""
     return BLOCK.sub(lambda m: m.group(1) + reference_markdown() + "\n" + m.group(2), text)
 
 
@@ -56,7 +59,7 @@ def escape_html(row: str) -> str:
 
 
 def docs_reference() -> str:
-    """docs/options.md's reference: the README's rows, one table per option group.
+    """docs/options.md's reference: the option table's rows, one table per option group.
 
     Each row gets an anchor named after its flag, so pages can link to
     ``options.md#--timeout-keep-alive``.
