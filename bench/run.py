@@ -112,6 +112,7 @@ class Server:
     idle: str = ""
     options: tuple[Option, ...] = ()
     stop: signal.Signals = signal.SIGINT  # sent to the main process to stop the server
+    compiled: bool = False  # runs Squall's mypyc build (scripts/compile) on PYTHONPATH
 
 
 SERVERS: dict[str, Server] = {
@@ -121,6 +122,16 @@ SERVERS: dict[str, Server] = {
         dists=("squall",),
         http2="",
         idle="--timeout-keep-alive 600 --backlog 16384",
+    ),
+    # the same source with its hot modules compiled by mypyc (setup.py, scripts/compile),
+    # built for the servers' interpreter into .build/compiled-pyX.Y on first use
+    "squall-compiled": Server(
+        "squall {app} --port {port} --no-access-log --log-level warning",
+        modules=("squall", "mypyc"),
+        dists=("squall", "mypy"),
+        http2="",
+        idle="--timeout-keep-alive 600 --backlog 16384",
+        compiled=True,
     ),
     "uvicorn": Server(
         "uvicorn {app} --port {port} --loop uvloop --http httptools --no-access-log"
@@ -453,7 +464,10 @@ def measure(
     sc = SCENARIOS[scenario]
     port = free_port()
     cmd = server_args(server, sc, target, port, args.idle_connections)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    path = str(ROOT)
+    if SERVERS[server].compiled:
+        path = f"{compiled_dir(target)}{os.pathsep}{path}"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
     check = {"websocket": check_websocket, "http2": check_http2}.get(sc.kind, check_response)
     with log.open("a") as log_file:
         log_file.write(f"=== {datetime.datetime.now().isoformat()} {shlex.join(cmd)}\n")
@@ -665,6 +679,27 @@ def probe(python: str) -> Target:
     )
 
 
+def compiled_dir(target: Target) -> Path:
+    return ROOT / ".build" / f"compiled-py{'.'.join(target.version.split('.')[:2])}"
+
+
+def compile_squall(target: Target) -> str | None:
+    """Build Squall's mypyc modules for ``target``; why not, if that failed."""
+    dest = compiled_dir(target)
+    print(f"compiling Squall's hot modules with mypyc into {rel(dest)}", flush=True)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "compile"), str(dest)],
+        cwd=ROOT,
+        env=dict(os.environ, SQUALL_PYTHON=target.python),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return f"scripts/compile failed: {(done.stderr.strip() or 'no output')[-300:]}"
+    return None
+
+
 def tagged(path: Path, tag: str) -> Path:
     return path.with_name(f"{path.stem}{tag}{path.suffix}")
 
@@ -692,6 +727,8 @@ def run_target(
     usable = []
     for name in servers:
         why = target.missing(SERVERS[name].modules)
+        if not why and SERVERS[name].compiled:
+            why = compile_squall(target)
         if why:
             skipped.append(f"{name} ({why})")
         else:

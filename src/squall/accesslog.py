@@ -16,6 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from squall.asgi.scope import format_address
+
 if TYPE_CHECKING:
     from squall.asgi.scope import ConnInfo
 
@@ -47,7 +49,8 @@ class AccessAtoms(dict[str, str]):
         query = escape_for_log(scope["query_string"].decode("latin-1"))
         protocol = f"HTTP/{scope['http_version']}"
         sent = getattr(cycle, "sent", 0)
-        client = info.client_label.rsplit(":", 1)[0] if info.client else "-"
+        label = client_label(scope, info)
+        client = label.rsplit(":", 1)[0] if label != "-" else "-"
         super().__init__(
             h=client,
             l="-",
@@ -82,11 +85,19 @@ class AccessAtoms(dict[str, str]):
         return "-"
 
 
+def client_label(scope: Any, info: ConnInfo) -> str:
+    """The client as the app saw it: the forwarded one behind a trusted proxy."""
+    client = scope.get("client", info.client)
+    if client is info.client:  # the socket's peer, untouched by proxy headers
+        return info.client_label
+    return format_address(client)
+
+
 def access_fields(cycle: Any, info: ConnInfo, duration: float) -> dict[str, Any]:
     """The structured fields of an access record (for JSON logs)."""
     scope = cycle.scope
     return {
-        "client": info.client_label,
+        "client": client_label(scope, info),
         "method": scope.get("method", "GET"),
         "path": escape_for_log(scope["path"]),
         "query": escape_for_log(scope["query_string"].decode("latin-1")),

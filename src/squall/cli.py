@@ -169,8 +169,10 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any
             raw = os.environ.get(env_name(f))
             if raw is not None:
                 value = _from_env(f, meta, raw)
-        if value is None:
-            value = from_file.get(f.name)
+        if value is None and f.name in from_file:
+            value = from_file[f.name]
+            if value is None:  # "none" in the file
+                value = NONE
         if value is NONE:
             kwargs[f.name] = None
         elif value is not None:
@@ -204,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def reference_markdown() -> str:
-    """The README's option table, generated so it cannot drift."""
+    """The option table of docs/options.md, generated so it cannot drift."""
     rows = ["| Option | Environment | Default | Meaning |", "|---|---|---|---|"]
     for f, meta in options():
         if not meta.cli:

@@ -2,7 +2,7 @@
 
 Every option is declared once, as a field with an :func:`option` record in its
 metadata. The command line (``cli.py``), the ``SQUALL_*`` environment variables
-and the README's option table are all generated from these fields.
+and the option table in docs/options.md are all generated from these fields.
 
 Validation happens here, with no I/O: a bad value raises :class:`ConfigError`
 naming the option. Loading the app, building an SSL context and choosing
@@ -154,7 +154,7 @@ class Config:
     access_log_format: str | None = option(
         None,
         "Access-log line in Gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(D)s' "
-        "(see the README). Default: Uvicorn's line.",
+        "(see docs/logging-metrics.md). Default: Uvicorn's line.",
         "logging",
         metavar="FORMAT",
     )

@@ -122,8 +122,14 @@ def _check(label: str, key: str, f: dataclasses.Field[Any], value: Any) -> Any:
 def dump(values: dict[str, Any]) -> str:
     """The effective configuration as TOML (for --print-config)."""
     lines = []
+    fields = _fields()
     for name, raw in values.items():
-        if raw is None or callable(raw) or isinstance(raw, dict):
+        if raw is None:
+            f = fields.get(name)
+            if f is not None and f.default is not None and "None" in str(f.type):
+                lines.append(f'{name.replace("_", "-")} = "none"')  # turned off, not the default
+            continue
+        if callable(raw) or isinstance(raw, dict):
             continue
         # headers are stored as (name, value) pairs and written as "name: value"
         value = [f"{n}: {v}" for n, v in raw] if name == "headers" else raw

@@ -54,7 +54,7 @@ class H2Session:
         self.conn = conn
         self.server: ServerState = conn.server
         self.loop = conn.loop
-        self.proto = h2.H2Protocol(self, self.server.h2_limits)
+        self.proto: h2.H2Protocol = h2.H2Protocol(self, self.server.h2_limits)
         self.streams: dict[int, H2Stream | H2WebSocketSink] = {}
         self.running = 0  # apps still running, reset streams included
         self.requests = 0

@@ -18,10 +18,10 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.errors import ResponseError
 from squall.protocols import http2 as h2
 from squall.protocols.h2fields import response_fields
 from squall.protocols.hpack import STATUS_FIELDS, encode_field
-from squall.protocols.http1 import ResponseError
 from squall.sendfile import FileShorterThanCount
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class _StreamWriter:
 
     def __init__(self, h2session: H2Session, stream_id: int) -> None:
         self.conn_session = h2session
-        self.proto = h2session.proto
+        self.proto: h2.H2Protocol = h2session.proto
         self.id = stream_id
         self._waiter: asyncio.Future[None] | None = None
 

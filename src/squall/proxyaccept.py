@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 
 PEEK = 4096
+ACCEPT_BATCH = 16  # connections taken per readiness event
 
 
 class AcceptLoop:
@@ -58,30 +59,42 @@ class AcceptLoop:
         self.factory = factory
         self.ssl = ssl_context
         self.handshake_timeout = handshake_timeout
-        self._task = state.loop.create_task(self._accept())
         self._pending: set[asyncio.Task[None]] = set()
         self._failing = False  # accept() is failing (logged once until it works again)
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        # accept() is called from a reader callback, never from a task that could be
+        # cancelled between the kernel's accept and our hand-over: pausing (close)
+        # loses no connection, the rest wait in the backlog
+        state.loop.add_reader(sock.fileno(), self._accept)
 
     def close(self) -> None:
         """Stop accepting (connections being handed over still are)."""
-        self._task.cancel()
+        if not self._closed:
+            self._closed = True
+            if self._retry is not None:
+                self._retry.cancel()
+            else:
+                self.state.loop.remove_reader(self.sockets[0].fileno())
 
     async def wait_closed(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        return None
 
-    async def _accept(self) -> None:
+    def _accept(self) -> None:
         loop = self.state.loop
         listener = self.sockets[0]
-        while True:
+        for _ in range(ACCEPT_BATCH):
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:  # e.g. EMFILE: back off instead of spinning
                 if not self._failing:
                     logger.error("accept() failed: %s; retrying every 0.5 s", exc)
                 self._failing = True
-                await asyncio.sleep(0.5)
-                continue
+                loop.remove_reader(listener.fileno())
+                self._retry = loop.call_later(0.5, self._resume)
+                return
             if self._failing:
                 logger.warning("accept() works again")
                 self._failing = False
@@ -89,6 +102,13 @@ class AcceptLoop:
             task = loop.create_task(self._serve(conn))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+            if self._closed:  # paused by the connection just handed over
+                return
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self.state.loop.add_reader(self.sockets[0].fileno(), self._accept)
 
     async def _serve(self, conn: socket.socket) -> None:
         state = self.state

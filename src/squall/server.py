@@ -322,9 +322,10 @@ class Server:
             srv.close()
         for sock in sockets or ():
             sock.close()
-        if self._own_sockets:
-            for sock in self._listen:
-                sock.close()
+        # the servers listen on copies (to pause and resume accepting): close the
+        # originals too, or the kernel keeps queueing connections nobody will take
+        for sock in self._listen:
+            sock.close()
         state.shutting_down = True
         state.close_parked()
         for conn in list(state.connections):

@@ -19,11 +19,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from squall.accesslog import (
-    AccessAtoms,
-    access_fields,
-    escape_for_log,
-)
+from squall.accesslog import AccessAtoms, access_fields, client_label, escape_for_log
 from squall.asgi.scope import ConnInfo
 from squall.metrics import Metrics, health_app
 from squall.middleware.proxy_headers import TrustedHosts
@@ -317,7 +313,7 @@ class ServerState:
             path = path + "?" + escape_for_log(query.decode("latin-1"))
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
-            info.client_label,
+            client_label(scope, info),
             scope.get("method", "GET"),
             path,
             scope["http_version"],

@@ -159,6 +159,9 @@ class Connection(asyncio.Protocol):
             self._timer = None
         self._wake_drainers()
 
+    def _websocket(self) -> WebSocketSession | None:
+        return self.ws
+
     def data_received(self, data: bytes) -> None:
         metrics = self.server.metrics
         if metrics is not None:
@@ -183,9 +186,10 @@ class Connection(asyncio.Protocol):
             self.proto.feed(data)
             unparsed = self.proto.unparsed
             if unparsed is not None:  # switched: the rest is for the new protocol
-                if self.ws is not None:
+                ws = self._websocket()  # not self.ws: narrowed to None above (mypyc)
+                if ws is not None:
                     if unparsed:
-                        self.ws.feed(unparsed)
+                        ws.feed(unparsed)
                 elif self.h2 is not None:
                     self._switch_to_h2()
                     self.h2.feed(unparsed)
@@ -200,7 +204,7 @@ class Connection(asyncio.Protocol):
             and self.parsing is None
             and not self.closing
             and self.h2 is None
-            and self.ws is None
+            and self._websocket() is None  # not self.ws: narrowed to None above (mypyc)
         ):  # the head is not complete in this read: it gets the header deadline
             self._set_deadline(self.server.config.timeout_request_header)
 

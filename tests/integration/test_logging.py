@@ -54,6 +54,31 @@ def test_access_log_line_per_request(logged, caplog, http_impl):
     assert all(r.levelno == logging.INFO for r in access_records(caplog))
 
 
+def test_access_log_names_the_forwarded_client_behind_a_trusted_proxy(logged, caplog, http_impl):
+    srv = logged(app, http=http_impl)  # 127.0.0.1 is trusted by default
+    c = srv.client()
+    port = c.sock.getsockname()[1]
+    c.send(request("GET", "/a", headers=[("X-Forwarded-For", "203.0.113.7")]))
+    assert parse_response(c.response()).status == 200
+    c.send(request("GET", "/b"))  # no header on the same connection: the peer again
+    assert parse_response(c.response()).status == 200
+    lines = [r.getMessage() for r in access_records(caplog)]
+    assert lines == [
+        '203.0.113.7:0 - "GET /a HTTP/1.1" 200',
+        f'127.0.0.1:{port} - "GET /b HTTP/1.1" 200',
+    ]
+
+
+def test_access_log_keeps_the_peer_when_the_proxy_is_not_trusted(logged, caplog, http_impl):
+    srv = logged(app, http=http_impl, forwarded_allow_ips="10.0.0.1")
+    c = srv.client()
+    port = c.sock.getsockname()[1]
+    c.send(request("GET", "/a", headers=[("X-Forwarded-For", "203.0.113.7")]))
+    assert parse_response(c.response()).status == 200
+    lines = [r.getMessage() for r in access_records(caplog)]
+    assert lines == [f'127.0.0.1:{port} - "GET /a HTTP/1.1" 200']
+
+
 def test_access_log_for_server_made_500(logged, caplog, http_impl):
     async def broken(scope, receive, send):
         raise RuntimeError("nope")

@@ -243,6 +243,27 @@ def test_answered_pings_keep_the_connection(serve, http_impl):
     c.close()
 
 
+@pytest.mark.parametrize("timeout", [0, None], ids=["timeout-0", "timeout-none"])
+def test_ping_timeout_off_keeps_the_ping_interval(serve, http_impl, timeout):
+    # --ws-ping-timeout 0 (or none) turns the timeout off; pings still come every interval.
+    # Each answered ping lets the next one go: if the wait fell to 0 they would come
+    # back to back, many per interval.
+    srv = serve(echo_app(), http=http_impl, ws_ping_interval=0.5, ws_ping_timeout=timeout)
+    c = srv.client()
+    c.send(ws_request())
+    assert parse_response(c.response()).status == 101
+    ping = read_ws_frame(c)
+    assert ping.opcode == OP_PING
+    c.send(ws_frame(OP_PONG, ping.payload))
+    ready, _, _ = select.select([c.sock], [], [], 0.25)  # half an interval: nothing due
+    assert not ready, "a ping came before its interval"
+    ping = read_ws_frame(c)  # but the next one does come
+    assert ping.opcode == OP_PING
+    c.send(ws_close_frame(1000))
+    assert read_ws_close(c) == (1000, "")
+    c.close()
+
+
 class Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -278,6 +278,23 @@ def test_in_flight_request_finishes_during_sigterm(squall: Start, app: str, tmp_
     assert not proc.group_alive()
 
 
+def test_new_connections_are_refused_while_the_workers_drain(
+    squall: Start, app: str, tmp_path: Path
+) -> None:
+    proc, port = start_workers(squall, app, 2)
+    thread, result, busy = slow_request(port, tmp_path)
+    proc.signal(signal.SIGTERM)
+    proc.wait_for(r"Worker \[\d+\] stopped")  # the idle one is gone; the busy one drains
+    assert proc.proc.poll() is None
+    # nobody listens any more: refused at once, not left hanging in a backlog
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    (tmp_path / "release").touch()
+    thread.join(10)
+    assert result == [(200, str(busy).encode())]
+    assert proc.wait() == 0
+
+
 def test_second_sigint_forces_the_workers_to_stop(squall: Start, app: str, tmp_path: Path) -> None:
     proc, port = start_workers(squall, app, 2)
     thread, result, busy = slow_request(port, tmp_path)  # never released

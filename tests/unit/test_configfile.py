@@ -127,6 +127,20 @@ def test_print_config_reads_back(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert config.bind == ["[::1]:1"]
 
 
+def test_an_option_turned_off_prints_and_reads_back_as_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["main:app", "--ws-ping-interval", "none", "--print-config"])
+    out = capsys.readouterr().out
+    assert 'ws-ping-interval = "none"' in out
+    assert "ws-ping-timeout = 20.0" in out
+    assert "limit-concurrency" not in out  # None is its default: nothing to say
+    printed = write(tmp_path / "printed.toml", out)
+    app, kwargs = parse(["--config", str(printed)])
+    assert kwargs["ws_ping_interval"] is None  # not the default of 20
+    assert Config(app, **kwargs).ws_ping_interval is None
+
+
 def test_check_config_reports_a_bad_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from squall.asgi.http import DONE, HELD, HIGH_WATER, IDLE, STREAMING, HTTPCycle
-from squall.protocols.http1 import ResponseError
+from squall.errors import ResponseError
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -70,11 +69,8 @@ def make_cycle(expect_continue: bool = False) -> tuple[HTTPCycle, FakeSink]:
 
 
 async def run_app(cycle: HTTPCycle, app: Callable[..., Awaitable[Any]]) -> None:
-    """``cycle.run(app)``, also for versions that take a task set."""
-    if "tasks" in inspect.signature(cycle.run).parameters:
-        await cycle.run(app, set())  # type: ignore[call-arg]
-    else:
-        await cycle.run(app)
+    """``cycle.run(app)`` with a task set of its own."""
+    await cycle.run(app, set())
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -36,7 +36,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from squall.protocols.http1 import ResponseError
+from squall.errors import ResponseError
 
 if TYPE_CHECKING:
     from squall.asgi.types import ASGIApp, Message, Scope
@@ -305,7 +305,10 @@ class HTTPCycle:
     async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
         """Run the app for this request; ``tasks`` tracks running cycles."""
         try:
-            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
+            # through Any: the declared return type is None, and compiled code would
+            # drop the value an app wrongly returns
+            call: Any = app
+            result = await call(self.scope, self.receive, self.send)
         except BaseException as exc:
             self._failed(exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):

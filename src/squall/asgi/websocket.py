@@ -20,8 +20,9 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
+from squall.errors import ClientDisconnected, ResponseError
 from squall.protocols import websocket as frames
-from squall.protocols.http1 import ResponseError, valid_header_name, valid_header_value
+from squall.protocols.http1 import valid_header_name, valid_header_value
 from squall.protocols.websocket import WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ logger = logging.getLogger("squall.error")
 CLOSE_TIMEOUT = 10.0
 EARLY_LIMIT = 65536  # bytes held before the app accepts; reading pauses beyond
 CONNECTING, OPEN, CLOSING, RESPONSE, CLOSED = range(5)
-
-
-class ClientDisconnected(OSError):
-    """``send()`` on a WebSocket whose client has gone."""
 
 
 class WebSocketSink(Protocol):
@@ -205,7 +202,8 @@ class WebSocketSession:
 
     async def run(self, app: ASGIApp) -> None:
         try:
-            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
+            call: Any = app  # not None-typed: compiled code would drop a returned value
+            result = await call(self.scope, self.receive, self.send)
         except BaseException as exc:
             if not isinstance(exc, (ClientDisconnected, asyncio.CancelledError)):
                 logger.error("Exception in ASGI application\n", exc_info=exc)
@@ -316,7 +314,8 @@ class WebSocketSession:
             self._ping_sent_at = loop.time()
             self.sink.write(self.proto.send_ping(self._ping_payload))
         interval = self.ping_interval or 20.0
-        wait = interval if self.ping_timeout is None else min(interval, self.ping_timeout)
+        timeout = self.ping_timeout  # 0 turns the timeout off, as None does
+        wait = min(interval, timeout) if timeout else interval
         self._schedule(wait, self._keepalive)
 
 

@@ -15,6 +15,7 @@ each request head is collected and checked here before h11 sees it.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import h11
 
@@ -42,9 +43,9 @@ def framing_conflict(head: bytes) -> int:
 
 
 class H11HTTP1(HTTP1):
-    __slots__ = ("_closed", "_head", "_max_event")
+    __slots__ = ("_head", "_max_event")
 
-    backend = "h11"
+    backend: ClassVar[str] = "h11"
 
     def __init__(
         self, events: H1Events, limits: Limits | None = None, max_incomplete_event: int = 0
@@ -53,7 +54,6 @@ class H11HTTP1(HTTP1):
         self._max_event = max_incomplete_event or (
             self.limits.header_size + self.limits.request_line
         )
-        self._closed = False
         self._head = bytearray()  # the next request head so far, while it is incomplete
 
     def feed(self, data: bytes) -> None:
@@ -63,7 +63,7 @@ class H11HTTP1(HTTP1):
                 data = self._read_body(data)
             else:
                 data = self._scan_head(data)
-            if self._closed and self.builder.head.switching:
+            if self._switched():
                 self.unparsed = data  # the owner takes the connection over
                 return
 

@@ -18,6 +18,7 @@ Trailing whitespace is stripped from header values.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import httptools
 
@@ -31,7 +32,6 @@ _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/\d\.\d
 class HttptoolsHTTP1(HTTP1):
     __slots__ = (
         "_bad_method",
-        "_closed",
         "_got_head",
         "_head",
         "_line",
@@ -40,7 +40,7 @@ class HttptoolsHTTP1(HTTP1):
         "_url",
     )
 
-    backend = "httptools"
+    backend: ClassVar[str] = "httptools"
 
     def __init__(self, events: H1Events, limits: Limits | None = None) -> None:
         super().__init__(events, limits)
@@ -50,7 +50,6 @@ class HttptoolsHTTP1(HTTP1):
         self._got_head = False  # llhttp reached the end of the head fed to it
         self._line = 0  # the length the request line must have
         self._bad_method = False  # waiting for the whole request line to choose 400 or 501
-        self._closed = False
         self._max_head = self.limits.header_size + self.limits.request_line
 
     def feed(self, data: bytes) -> None:
@@ -60,7 +59,7 @@ class HttptoolsHTTP1(HTTP1):
                 data = self._read_body(data)
             else:
                 data = self._scan_head(data)
-            if self._closed and self.builder.head.switching:
+            if self._switched():
                 self.unparsed = data  # the owner takes the connection over
                 return
 

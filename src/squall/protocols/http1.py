@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from squall.errors import ResponseError
 
 if TYPE_CHECKING:
     from squall.protocols.chunked import ChunkedDecoder
@@ -43,10 +45,6 @@ def valid_header_name(name: bytes) -> bool:
 
 def valid_header_value(value: bytes) -> bool:
     return _BAD_VALUE_SEARCH(value) is None
-
-
-class ResponseError(RuntimeError):
-    """The app sent a response that cannot be put on the wire as given."""
 
 
 class ParseError(Exception):
@@ -369,6 +367,7 @@ class HTTP1:
     __slots__ = (
         "_body",
         "_body_left",
+        "_closed",
         "_framing",
         "_remaining",
         "builder",
@@ -379,7 +378,7 @@ class HTTP1:
         "unparsed",
     )
 
-    backend = "base"
+    backend: ClassVar[str] = "base"
 
     def __init__(self, events: H1Events, limits: Limits | None = None) -> None:
         self.events = events
@@ -392,9 +391,18 @@ class HTTP1:
         self._body: ChunkedDecoder | None = None  # reading a chunked body here
         self._body_left = 0  # bytes left of a Content-Length body read here
         self.in_head = False  # part of a request head has been received
+        self._closed = False  # nothing more is parsed
 
     def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _switched(self) -> bool:
+        """The last request ended this protocol: the connection changes hands.
+
+        A method, not an expression in ``feed``: there the type checker has
+        narrowed ``_closed`` to False, and mypyc would drop the test.
+        """
+        return self._closed and self.builder.head.switching
 
     # -- bodies framed in Python (h11 always; httptools for a switching request)
 

@@ -330,14 +330,17 @@ class H2Protocol:
                     elif ftype == PUSH_PROMISE:
                         raise H2ConnectionError(PROTOCOL_ERROR, "Clients cannot push")
                     # other types are extensions: ignored (RFC 9113 5.5)
-                except StreamError as exc:
-                    self._reset(exc.stream_id, exc.code)
-                if self.closed:
+                except StreamError as refused:  # one name per type: mypyc types the variable
+                    self._reset(refused.stream_id, refused.code)
+                if self._failed():  # not self.closed: narrowed to False above (mypyc)
                     return
         except H2ConnectionError as exc:
             self.fail(exc.code, str(exc))
             return
         self._buf = buf[pos:] if pos < len(buf) else b""
+
+    def _failed(self) -> bool:
+        return self.closed
 
     def fail(self, code: int, message: str = "") -> None:
         """Connection error: GOAWAY with ``code``; nothing more is read."""
@@ -464,10 +467,10 @@ class H2Protocol:
         limit = self.limits.max_header_list_size
         try:
             headers = self._decoder.decode(block, limit)
-        except HPACKError as exc:
-            raise H2ConnectionError(COMPRESSION_ERROR, str(exc)) from None
-        except HeaderListTooLarge as exc:
-            if exc.args[0] > 4 * limit:
+        except HPACKError as bad:
+            raise H2ConnectionError(COMPRESSION_ERROR, str(bad)) from None
+        except HeaderListTooLarge as large:  # one name per type: mypyc types the variable
+            if large.args[0] > 4 * limit:
                 raise H2ConnectionError(ENHANCE_YOUR_CALM, "Header list far too large") from None
             headers = None
         error = self._hb_error

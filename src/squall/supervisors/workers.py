@@ -303,6 +303,10 @@ class Supervisor:
     def _stop_all(self, sig: int = signal.SIGTERM) -> None:
         self.stopping = True
         self.restart_queue.clear()
+        # our copy of each listening socket would keep it open while the workers
+        # drain: new clients would wait in the backlog, then be reset
+        for sock in self.sockets:
+            sock.close()
         for worker in self.workers.values():
             worker.stopping = True
             with contextlib.suppress(ProcessLookupError):

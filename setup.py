@@ -1,0 +1,46 @@
+"""Optional compiled build: ``SQUALL_COMPILE=1`` compiles the hot modules with mypyc.
+
+Without it (the default) Squall is pure Python. With it, the modules below
+become C extensions built from the same typed source; everything else stays
+Python. Build with mypy installed and no build isolation:
+
+    pip install mypy
+    SQUALL_COMPILE=1 pip install --no-build-isolation .
+
+``scripts/compile DEST`` builds the same modules into a separate folder
+instead (used by the test suite and the benchmark to run both builds).
+"""
+
+from __future__ import annotations
+
+import os
+
+# The per-request path of HTTP/1.1, HTTP/2 and WebSocket. A module listed here
+# must not define classes deriving from built-ins other than Exception (those
+# live in squall/errors.py) and must not be monkeypatched.
+HOT_MODULES = [
+    "squall/transport.py",
+    "squall/h2session.py",
+    "squall/h2streams.py",
+    "squall/asgi/http.py",
+    "squall/asgi/scope.py",
+    "squall/asgi/websocket.py",
+    "squall/protocols/http1.py",
+    "squall/protocols/h1_httptools.py",
+    "squall/protocols/h1_h11.py",
+    "squall/protocols/chunked.py",
+    "squall/protocols/http2.py",
+    "squall/protocols/hpack.py",
+    "squall/protocols/h2fields.py",
+    "squall/protocols/wsframing.py",
+]
+
+if __name__ == "__main__":
+    from setuptools import setup
+
+    ext_modules = []
+    if os.environ.get("SQUALL_COMPILE") == "1":
+        from mypyc.build import mypycify
+
+        ext_modules = mypycify([f"src/{path}" for path in HOT_MODULES], opt_level="3")
+    setup(ext_modules=ext_modules)
