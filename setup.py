@@ -4,8 +4,8 @@ Without it (the default) Squall is pure Python. With it, the modules below
 become C extensions built from the same typed source; everything else stays
 Python. Build with mypy installed and no build isolation:
 
-    pip install mypy
-    SQUALL_COMPILE=1 pip install --no-build-isolation .
+    pip install mypy 'setuptools>=77' .
+    SQUALL_COMPILE=1 pip install --no-build-isolation --no-deps --force-reinstall .
 
 ``scripts/compile DEST`` builds the same modules into a separate folder
 instead (used by the test suite and the benchmark to run both builds).
