@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import h11
 
-from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError, transfer_coding_status
+from squall.protocols.http1 import HTTP1, H1Events, Limits, transfer_coding_status
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
 _BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\r\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -55,24 +55,6 @@ class H11HTTP1(HTTP1):
             self.limits.header_size + self.limits.request_line
         )
         self._head = bytearray()  # the next request head so far, while it is incomplete
-
-    def feed(self, data: bytes) -> None:
-        # A loop, not recursion: one feed may hold thousands of pipelined requests.
-        while data and not self._closed:
-            if self._body is not None or self._body_left:
-                data = self._read_body(data)
-            else:
-                data = self._scan_head(data)
-            if self._switched():
-                self.unparsed = data  # the owner takes the connection over
-                return
-
-    def feed_eof(self) -> None:
-        self._closed = True
-
-    def _fail(self, status: int, reason: str) -> ParseError:
-        self._closed = True
-        return ParseError(status, reason)
 
     def _scan_head(self, data: bytes) -> bytes:
         """Collect and check a request head; once whole, parse it and return the rest.
@@ -130,9 +112,3 @@ class H11HTTP1(HTTP1):
             return
         if not self._begin_body(head):
             self._end_request()
-
-    def _end_request(self) -> None:
-        head = self.builder.head
-        if not head.keep_alive or head.switching:
-            self._closed = True
-        self.events.on_request_end()

@@ -52,24 +52,6 @@ class HttptoolsHTTP1(HTTP1):
         self._bad_method = False  # waiting for the whole request line to choose 400 or 501
         self._max_head = self.limits.header_size + self.limits.request_line
 
-    def feed(self, data: bytes) -> None:
-        # A loop, not recursion: one read may hold thousands of pipelined requests.
-        while data and not self._closed:
-            if self._body is not None or self._body_left:
-                data = self._read_body(data)
-            else:
-                data = self._scan_head(data)
-            if self._switched():
-                self.unparsed = data  # the owner takes the connection over
-                return
-
-    def feed_eof(self) -> None:
-        self._closed = True
-
-    def _fail(self, status: int, reason: str) -> ParseError:
-        self._closed = True
-        return ParseError(status, reason)
-
     def _scan_head(self, data: bytes) -> bytes:
         """Feed llhttp up to the end of the next head; once whole, deliver it."""
         buf = self._head
@@ -169,12 +151,6 @@ class HttptoolsHTTP1(HTTP1):
             if _REQUEST_LINE.match(head):
                 raise self._fail(501, "Method not implemented")
             raise self._fail(400, "Invalid method")
-
-    def _end_request(self) -> None:
-        head = self.builder.head
-        if not head.keep_alive or head.switching:
-            self._closed = True
-        self.events.on_request_end()
 
     # -- llhttp callbacks
 

@@ -393,8 +393,25 @@ class HTTP1:
         self.in_head = False  # part of a request head has been received
         self._closed = False  # nothing more is parsed
 
-    def feed(self, data: bytes) -> None:  # pragma: no cover - abstract
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``: heads by the backend's ``_scan_head``, bodies here."""
+        # A loop, not recursion: one read may hold thousands of pipelined requests.
+        while data and not self._closed:
+            if self._body is not None or self._body_left:
+                data = self._read_body(data)
+            else:
+                data = self._scan_head(data)
+            if self._switched():
+                self.unparsed = data  # the owner takes the connection over
+                return
+
+    def _scan_head(self, data: bytes) -> bytes:  # pragma: no cover - abstract
+        """Take the next request head from ``data``; return what follows it."""
         raise NotImplementedError
+
+    def _fail(self, status: int, reason: str) -> ParseError:
+        self._closed = True
+        return ParseError(status, reason)
 
     def _switched(self) -> bool:
         """The last request ended this protocol: the connection changes hands.
@@ -436,11 +453,15 @@ class HTTP1:
         self._end_request()
         return data
 
-    def _end_request(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _end_request(self) -> None:
+        head = self.builder.head
+        if not head.keep_alive or head.switching:
+            self._closed = True
+        self.events.on_request_end()
 
     def feed_eof(self) -> None:
         """The peer closed its side; a partial request is simply dropped."""
+        self._closed = True
 
     # -- response side
 
