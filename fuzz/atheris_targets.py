@@ -116,12 +116,24 @@ def h1(data: bytes) -> None:
 # -- HTTP/2 and HPACK ---------------------------------------------------------
 
 
-class _H2Recorder:
+class H2Recorder:
+    """Records the calls an H2Protocol makes (also used by tests/fuzz/test_h2.py)."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
     def on_request(self, stream_id: int, head: Any, end_stream: bool) -> None:
-        self.calls.append(("request", stream_id, head.method, head.target, head.headers))
+        self.calls.append(
+            (
+                "request",
+                stream_id,
+                head.method,
+                head.target,
+                list(head.headers),
+                head.content_length,
+                end_stream,
+            )
+        )
 
     def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         self.calls.append(("data", stream_id, bytes(data), end_stream))
@@ -142,7 +154,7 @@ class _H2Recorder:
 def _h2_run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
     from squall.protocols.http2 import H2Limits, H2Protocol
 
-    rec = _H2Recorder()
+    rec = H2Recorder()
     proto = H2Protocol(rec, H2Limits())
     out = [proto.data_to_send()]
     for chunk in chunks:

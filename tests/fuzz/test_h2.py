@@ -23,7 +23,6 @@ import hpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.protocols.http1 import RequestHead
 from squall.protocols.http2 import (
     CONTINUATION,
     DATA,
@@ -42,6 +41,7 @@ from squall.protocols.http2 import (
     H2Limits,
     H2Protocol,
 )
+from tests.fuzz._harness import targets
 from tests.fuzz._split import mutated, splits
 
 ACK = 0x1
@@ -69,37 +69,7 @@ def read_frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
     return out
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def on_request(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
-        self.calls.append(
-            (
-                "request",
-                stream_id,
-                head.method,
-                head.target,
-                list(head.headers),
-                head.content_length,
-                end_stream,
-            )
-        )
-
-    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        self.calls.append(("data", stream_id, bytes(data), end_stream))
-
-    def on_stream_reset(self, stream_id: int) -> None:
-        self.calls.append(("reset", stream_id))
-
-    def on_stream_writable(self, stream_id: int) -> None:
-        self.calls.append(("writable", stream_id))
-
-    def on_refused_header_block(self, stream_id: int, status: int) -> None:
-        self.calls.append(("refused", stream_id, status))
-
-    def on_goaway(self) -> None:
-        self.calls.append(("goaway",))
+Recorder = targets.H2Recorder
 
 
 def run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
