@@ -20,7 +20,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -571,6 +571,48 @@ class Abandoned:
 # the names of the recorded events are the same in every framework module.
 
 STREAM_CHUNKS = [f"chunk-{i}\n".encode() for i in range(5)]
+
+
+# -- response bodies every framework's app streams (wrapped in its own response type)
+
+
+async def gated_stream(ctx: Any) -> AsyncIterator[bytes]:
+    """STREAM_CHUNKS[0], "stream-waiting", the gate, the rest, "stream-done"."""
+    yield STREAM_CHUNKS[0]
+    ctx.events.append("stream-waiting")
+    await ctx.gate.wait()
+    for chunk in STREAM_CHUNKS[1:]:
+        yield chunk
+    ctx.events.append("stream-done")
+
+
+async def endless_stream(ctx: Any) -> AsyncIterator[bytes]:
+    """ "first" then "more" forever; records how the stream was stopped."""
+    try:
+        yield b"first\n"
+        while True:
+            await asyncio.sleep(0.005)
+            yield b"more\n"
+    except BaseException as exc:
+        ctx.events.append(("stream-stopped", type(exc).__name__))
+        raise
+
+
+async def sse_text() -> AsyncIterator[str]:
+    """A comment, three events, and one event whose data has two lines."""
+    yield ": comment\n\n"
+    for i in range(3):
+        yield f"id: {i}\nevent: tick\ndata: {json.dumps({'n': i})}\n\n"
+    yield "data: line one\ndata: line two\n\n"
+
+
+# what read_sse gives for sse_text (or a framework's own rendering of the same events)
+SSE_EVENTS = [
+    {"id": "0", "event": "tick", "data": '{"n": 0}'},
+    {"id": "1", "event": "tick", "data": '{"n": 1}'},
+    {"id": "2", "event": "tick", "data": '{"n": 2}'},
+    {"data": "line one\nline two"},
+]
 CONCURRENT = 40
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -66,7 +66,7 @@ from tests.compat.helpers import (
     BIG_FIELD_NAMES,
     CONCURRENT,
     FORM_TEXT,
-    STREAM_CHUNKS,
+    SSE_EVENTS,
     Gate,
     LoopBarrier,
     check_abandoned_request,
@@ -79,13 +79,16 @@ from tests.compat.helpers import (
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
+    endless_stream,
     form_data,
     form_echo,
+    gated_stream,
     multipart_files,
     payload,
     read_first_chunk_then_close,
     read_sse,
     sha256,
+    sse_text,
     wait_until,
     websocket_handshake,
 )
@@ -178,45 +181,17 @@ async def upload(request: HttpRequest) -> HttpResponse:
 
 
 async def stream(request: HttpRequest) -> HttpResponse:
-    ctx = CTX
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield STREAM_CHUNKS[0]
-        ctx.events.append("stream-waiting")
-        await ctx.gate.wait()
-        for chunk in STREAM_CHUNKS[1:]:
-            yield chunk
-        ctx.events.append("stream-done")
-
-    return StreamingHttpResponse(chunks(), content_type="text/plain")
+    return StreamingHttpResponse(gated_stream(CTX), content_type="text/plain")
 
 
 async def sse(request: HttpRequest) -> HttpResponse:
-    async def events() -> AsyncIterator[str]:
-        yield ": comment\n\n"
-        for i in range(3):
-            yield f"id: {i}\nevent: tick\ndata: {json.dumps({'n': i})}\n\n"
-        yield "data: line one\ndata: line two\n\n"
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response = StreamingHttpResponse(sse_text(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
 
 
 async def forever(request: HttpRequest) -> HttpResponse:
-    ctx = CTX
-
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            yield b"first\n"
-            while True:
-                await asyncio.sleep(0.005)
-                yield b"more\n"
-        except BaseException as exc:
-            ctx.events.append(("stream-stopped", type(exc).__name__))
-            raise
-
-    return StreamingHttpResponse(chunks(), content_type="text/plain")
+    return StreamingHttpResponse(endless_stream(CTX), content_type="text/plain")
 
 
 async def file(request: HttpRequest) -> HttpResponse:
@@ -351,12 +326,7 @@ def test_streaming_response_is_incremental(serve, http, ctx):
 def test_server_sent_events(serve, http):
     with http(serve(application)) as client:
         events = read_sse(client)
-    assert events == [
-        {"id": "0", "event": "tick", "data": '{"n": 0}'},
-        {"id": "1", "event": "tick", "data": '{"n": 1}'},
-        {"id": "2", "event": "tick", "data": '{"n": 2}'},
-        {"data": "line one\nline two"},
-    ]
+    assert events == SSE_EVENTS
 
 
 def test_client_disconnect_stops_the_stream(serve, http, ctx):

@@ -43,7 +43,6 @@ from pydantic import BaseModel
 
 from tests.compat.helpers import (
     CONCURRENT,
-    STREAM_CHUNKS,
     Gate,
     LoopBarrier,
     check_abandoned_request,
@@ -58,6 +57,7 @@ from tests.compat.helpers import (
     check_stream_reset,
     check_websocket_echo,
     form_echo,
+    gated_stream,
     payload,
     read_first_chunk_then_close,
     read_sse,
@@ -147,15 +147,7 @@ def make_app(file_path: Path | None = None) -> tuple[FastAPI, SimpleNamespace]:
 
     @app.get("/stream")
     async def stream() -> StreamingResponse:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield STREAM_CHUNKS[0]
-            ctx.events.append("stream-waiting")
-            await ctx.gate.wait()
-            for chunk in STREAM_CHUNKS[1:]:
-                yield chunk
-            ctx.events.append("stream-done")
-
-        return StreamingResponse(chunks(), media_type="text/plain")
+        return StreamingResponse(gated_stream(ctx), media_type="text/plain")
 
     @app.get("/sse", response_class=EventSourceResponse)
     async def sse() -> AsyncIterable[ServerSentEvent]:

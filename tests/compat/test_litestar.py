@@ -40,7 +40,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from tests.compat.helpers import (
     BIG_FIELD_NAMES,
     CONCURRENT,
-    STREAM_CHUNKS,
+    SSE_EVENTS,
     Gate,
     LoopBarrier,
     check_abandoned_request,
@@ -54,7 +54,9 @@ from tests.compat.helpers import (
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
+    endless_stream,
     form_echo,
+    gated_stream,
     payload,
     read_first_chunk_then_close,
     read_sse,
@@ -138,15 +140,7 @@ def make_app(file_path: Path | None = None) -> tuple[Litestar, SimpleNamespace]:
 
     @get("/stream")
     async def stream() -> Stream:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield STREAM_CHUNKS[0]
-            ctx.events.append("stream-waiting")
-            await ctx.gate.wait()
-            for chunk in STREAM_CHUNKS[1:]:
-                yield chunk
-            ctx.events.append("stream-done")
-
-        return Stream(chunks(), media_type=MediaType.TEXT)
+        return Stream(gated_stream(ctx), media_type=MediaType.TEXT)
 
     @get("/sse")
     async def sse() -> ServerSentEvent:
@@ -159,17 +153,7 @@ def make_app(file_path: Path | None = None) -> tuple[Litestar, SimpleNamespace]:
 
     @get("/forever")
     async def forever() -> Stream:
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                yield b"first\n"
-                while True:
-                    await asyncio.sleep(0.005)
-                    yield b"more\n"
-            except BaseException as exc:
-                ctx.events.append(("stream-stopped", type(exc).__name__))
-                raise
-
-        return Stream(chunks(), media_type=MediaType.TEXT)
+        return Stream(endless_stream(ctx), media_type=MediaType.TEXT)
 
     @get("/file")
     async def file() -> File:
@@ -291,12 +275,7 @@ def test_server_sent_events(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
         events = read_sse(client)
-    assert events == [
-        {"id": "0", "event": "tick", "data": '{"n": 0}'},
-        {"id": "1", "event": "tick", "data": '{"n": 1}'},
-        {"id": "2", "event": "tick", "data": '{"n": 2}'},
-        {"data": "line one\nline two"},
-    ]
+    assert events == SSE_EVENTS
 
 
 def test_client_disconnect_stops_the_stream(serve, http):

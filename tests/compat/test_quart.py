@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +25,7 @@ from quart import Quart, make_response, request, send_file, websocket
 from tests.compat.helpers import (
     BIG_FIELD_NAMES,
     CONCURRENT,
-    STREAM_CHUNKS,
+    SSE_EVENTS,
     Gate,
     LoopBarrier,
     check_abandoned_request,
@@ -41,11 +39,14 @@ from tests.compat.helpers import (
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
+    endless_stream,
     form_echo,
+    gated_stream,
     payload,
     read_first_chunk_then_close,
     read_sse,
     sha256,
+    sse_text,
     wait_until,
 )
 
@@ -127,39 +128,16 @@ def make_app(file_path: Path | None = None) -> tuple[Quart, SimpleNamespace]:
 
     @app.get("/stream")
     async def stream() -> Any:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield STREAM_CHUNKS[0]
-            ctx.events.append("stream-waiting")
-            await ctx.gate.wait()
-            for chunk in STREAM_CHUNKS[1:]:
-                yield chunk
-            ctx.events.append("stream-done")
-
-        return chunks(), 200, {"content-type": "text/plain"}
+        return gated_stream(ctx), 200, {"content-type": "text/plain"}
 
     @app.get("/sse")
     async def sse() -> Any:
-        async def events() -> AsyncIterator[bytes]:
-            yield b": comment\n\n"
-            for i in range(3):
-                yield f"id: {i}\nevent: tick\ndata: {json.dumps({'n': i})}\n\n".encode()
-            yield b"data: line one\ndata: line two\n\n"
-
-        return events(), 200, {"content-type": "text/event-stream", "cache-control": "no-cache"}
+        events = (line.encode() async for line in sse_text())
+        return events, 200, {"content-type": "text/event-stream", "cache-control": "no-cache"}
 
     @app.get("/forever")
     async def forever() -> Any:
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                yield b"first\n"
-                while True:
-                    await asyncio.sleep(0.005)
-                    yield b"more\n"
-            except BaseException as exc:
-                ctx.events.append(("stream-stopped", type(exc).__name__))
-                raise
-
-        return chunks(), 200, {"content-type": "text/plain"}
+        return endless_stream(ctx), 200, {"content-type": "text/plain"}
 
     @app.get("/file")
     async def file() -> Any:
@@ -254,12 +232,7 @@ def test_server_sent_events(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
         events = read_sse(client)
-    assert events == [
-        {"id": "0", "event": "tick", "data": '{"n": 0}'},
-        {"id": "1", "event": "tick", "data": '{"n": 1}'},
-        {"id": "2", "event": "tick", "data": '{"n": 2}'},
-        {"data": "line one\nline two"},
-    ]
+    assert events == SSE_EVENTS
 
 
 def test_client_disconnect_stops_the_stream(serve, http):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +37,7 @@ from starlette.websockets import WebSocket
 from tests.compat.helpers import (
     BIG_FIELD_NAMES,
     CONCURRENT,
-    STREAM_CHUNKS,
+    SSE_EVENTS,
     Gate,
     LoopBarrier,
     check_abandoned_request,
@@ -52,11 +51,14 @@ from tests.compat.helpers import (
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
+    endless_stream,
     form_echo,
+    gated_stream,
     payload,
     read_first_chunk_then_close,
     read_sse,
     sha256,
+    sse_text,
     wait_until,
     websocket_handshake,
 )
@@ -117,37 +119,13 @@ def make_app(file_path: Path | None = None) -> tuple[Any, SimpleNamespace]:
             return JSONResponse({"field": data["field"], "files": files})
 
     async def stream(request: Request) -> Response:
-        async def chunks() -> AsyncIterator[bytes]:
-            yield STREAM_CHUNKS[0]
-            ctx.events.append("stream-waiting")
-            await ctx.gate.wait()
-            for chunk in STREAM_CHUNKS[1:]:
-                yield chunk
-            ctx.events.append("stream-done")
-
-        return StreamingResponse(chunks(), media_type="text/plain")
+        return StreamingResponse(gated_stream(ctx), media_type="text/plain")
 
     async def sse(request: Request) -> Response:
-        async def events() -> AsyncIterator[str]:
-            yield ": comment\n\n"
-            for i in range(3):
-                yield f"id: {i}\nevent: tick\ndata: {json.dumps({'n': i})}\n\n"
-            yield "data: line one\ndata: line two\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(sse_text(), media_type="text/event-stream")
 
     async def forever(request: Request) -> Response:
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                yield b"first\n"
-                while True:
-                    await asyncio.sleep(0.005)
-                    yield b"more\n"
-            except BaseException as exc:
-                ctx.events.append(("stream-stopped", type(exc).__name__))
-                raise
-
-        return StreamingResponse(chunks(), media_type="text/plain")
+        return StreamingResponse(endless_stream(ctx), media_type="text/plain")
 
     async def file(request: Request) -> Response:
         return FileResponse(ctx.file_path, media_type="application/octet-stream")
@@ -292,12 +270,7 @@ def test_server_sent_events(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
         events = read_sse(client)
-    assert events == [
-        {"id": "0", "event": "tick", "data": '{"n": 0}'},
-        {"id": "1", "event": "tick", "data": '{"n": 1}'},
-        {"id": "2", "event": "tick", "data": '{"n": 2}'},
-        {"data": "line one\nline two"},
-    ]
+    assert events == SSE_EVENTS
 
 
 def test_client_disconnect_stops_the_stream(serve, http):
