@@ -10,6 +10,9 @@ requests. Also: cookies both ways and an HTTP/2 stream reset mid-stream.
 
 FastAPI resolves the endpoints' annotations from this module's globals, so the
 models and ``Annotated`` parameters are module-level names.
+
+Checks that read the same for FastAPI, Litestar, Quart and Starlette are
+written once in test_shared.py, which runs them on this module's make_app.
 """
 
 from __future__ import annotations
@@ -46,13 +49,6 @@ from tests.compat.helpers import (
     Gate,
     LoopBarrier,
     check_abandoned_request,
-    check_background_task,
-    check_contextvars,
-    check_cookies,
-    check_form_post,
-    check_incremental_stream,
-    check_multipart_post,
-    check_pipelining,
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
@@ -235,31 +231,6 @@ def test_routing_and_json(serve, http, protocol):
         assert invalid.status_code == 422  # Pydantic validation
 
 
-def test_cookies(serve, http, protocol):
-    app, _ = make_app()
-    srv = serve(app)
-    with http(srv) as client:
-        check_cookies(client, srv, protocol)
-
-
-def test_urlencoded_form(serve, http):
-    app, _ = make_app()
-    with http(serve(app)) as client:
-        check_form_post(client)
-
-
-def test_multipart_upload(serve, http):
-    app, _ = make_app()
-    with http(serve(app)) as client:
-        check_multipart_post(client)
-
-
-def test_streaming_response_is_incremental(serve, http):
-    app, ctx = make_app()
-    with http(serve(app)) as client:
-        check_incremental_stream(client, ctx)
-
-
 def test_server_sent_events(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
@@ -296,25 +267,6 @@ def test_file_response(serve, http, tmp_path):
     assert response.headers["content-length"] == str(len(data))
 
 
-def test_background_task_runs_after_the_response(serve, http):
-    app, ctx = make_app()
-    with http(serve(app)) as client:
-        check_background_task(client, ctx)
-
-
-def test_lifespan_state(serve, http):
-    app, ctx = make_app()
-    srv = serve(app, lifespan="on")
-    assert ctx.events == ["startup"]
-    with http(srv) as client:
-        first = client.get("/state").json()
-        second = client.get("/state").json()
-    assert first == {"greeting": "hello from lifespan", "mutated": False}
-    assert second == first  # each request has its own copy of the state
-    srv.stop()
-    assert ctx.events == ["startup", "shutdown"]
-
-
 def test_websocket(serve, protocol):
     app, ctx = make_app()
     check_websocket_echo(serve(app), protocol, ctx.events)
@@ -323,13 +275,3 @@ def test_websocket(serve, protocol):
 def test_abandoned_request_sees_the_disconnect(serve, protocol):
     app, ctx = make_app()
     check_abandoned_request(serve(app), protocol, ctx)
-
-
-def test_contextvars_are_isolated_between_concurrent_requests(serve, protocol):
-    app, _ = make_app()
-    check_contextvars(serve(app), protocol)
-
-
-def test_pipelined_requests(serve, http_impl):
-    app, _ = make_app()
-    check_pipelining(serve(app, http=http_impl).port)

@@ -9,6 +9,9 @@ handler), ``send_file``, ``add_background_task``, ``before_serving`` /
 handler), contextvars across concurrent requests (one set in a
 ``before_request`` hook) and pipelined HTTP/1.1 requests. Also: cookies both
 ways and an HTTP/2 stream reset mid-stream.
+
+Checks that read the same for FastAPI, Litestar, Quart and Starlette are
+written once in test_shared.py, which runs them on this module's make_app.
 """
 
 from __future__ import annotations
@@ -29,13 +32,6 @@ from tests.compat.helpers import (
     Gate,
     LoopBarrier,
     check_abandoned_request,
-    check_background_task,
-    check_contextvars,
-    check_cookies,
-    check_form_post,
-    check_incremental_stream,
-    check_multipart_post,
-    check_pipelining,
     check_routing_and_json,
     check_stream_reset,
     check_websocket_echo,
@@ -203,31 +199,6 @@ def test_routing_and_json(serve, http, protocol):
         check_routing_and_json(client, protocol)
 
 
-def test_cookies(serve, http, protocol):
-    app, _ = make_app()
-    srv = serve(app)
-    with http(srv) as client:
-        check_cookies(client, srv, protocol)
-
-
-def test_urlencoded_form(serve, http):
-    app, _ = make_app()
-    with http(serve(app)) as client:
-        check_form_post(client)
-
-
-def test_multipart_upload(serve, http):
-    app, _ = make_app()
-    with http(serve(app)) as client:
-        check_multipart_post(client)
-
-
-def test_streaming_response_is_incremental(serve, http):
-    app, ctx = make_app()
-    with http(serve(app)) as client:
-        check_incremental_stream(client, ctx)
-
-
 def test_server_sent_events(serve, http):
     app, _ = make_app()
     with http(serve(app)) as client:
@@ -262,25 +233,6 @@ def test_file_response(serve, http, tmp_path):
     assert ranged.content == data[100:1100]
 
 
-def test_background_task_runs_after_the_response(serve, http):
-    app, ctx = make_app()
-    with http(serve(app)) as client:
-        check_background_task(client, ctx)
-
-
-def test_lifespan_state(serve, http):
-    app, ctx = make_app()
-    srv = serve(app, lifespan="on")
-    assert ctx.events == ["startup"]
-    with http(srv) as client:
-        first = client.get("/state").json()
-        second = client.get("/state").json()
-    assert first == {"greeting": "hello from lifespan", "mutated": False}
-    assert second == first
-    srv.stop()
-    assert ctx.events == ["startup", "shutdown"]
-
-
 def test_websocket(serve, protocol):
     app, ctx = make_app()
     check_websocket_echo(serve(app), protocol, ctx.events, disconnect=("disconnect", "cancelled"))
@@ -289,13 +241,3 @@ def test_websocket(serve, protocol):
 def test_abandoned_request_is_cancelled(serve, protocol):
     app, ctx = make_app()
     check_abandoned_request(serve(app), protocol, ctx)
-
-
-def test_contextvars_are_isolated_between_concurrent_requests(serve, protocol):
-    app, _ = make_app()
-    check_contextvars(serve(app), protocol)
-
-
-def test_pipelined_requests(serve, http_impl):
-    app, _ = make_app()
-    check_pipelining(serve(app, http=http_impl).port)
