@@ -26,6 +26,7 @@ HOT_MODULES = [
     "squall/asgi/scope.py",
     "squall/asgi/websocket.py",
     "squall/protocols/http1.py",
+    "squall/protocols/h1head.py",
     "squall/protocols/h1_httptools.py",
     "squall/protocols/h1_h11.py",
     "squall/protocols/chunked.py",

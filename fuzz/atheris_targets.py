@@ -75,7 +75,7 @@ def _h1_run(backend: Any, chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], i
     httptools picks 400 or 501 for an unknown method by where the read began
     (an open bug, tests/fuzz/test_regressions.py).
     """
-    from squall.protocols.http1 import ParseError
+    from squall.protocols.h1head import ParseError
 
     rec = _H1Recorder()
     proto = backend(rec)

@@ -24,12 +24,12 @@ from squall.asgi.websocket import WebSocketSession
 from squall.h2streams import H2Stream, H2WebSocketSink
 from squall.middleware.proxy_headers import apply_proxy_headers
 from squall.protocols import http2 as h2
+from squall.protocols.h1head import ParseError
 from squall.protocols.h2fields import response_fields
-from squall.protocols.http1 import ParseError
 from squall.protocols.websocket import HandshakeError, check_handshake
 
 if TYPE_CHECKING:
-    from squall.protocols.http1 import RequestHead
+    from squall.protocols.h1head import RequestHead
     from squall.state import ServerState
     from squall.transport import Connection
 

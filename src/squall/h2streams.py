@@ -27,7 +27,7 @@ from squall.sendfile import FileShorterThanCount
 if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
     from squall.h2session import H2Session
-    from squall.protocols.http1 import RequestHead
+    from squall.protocols.h1head import RequestHead
     from squall.protocols.websocket import Handshake
 
 logger = logging.getLogger("squall.error")

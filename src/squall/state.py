@@ -23,8 +23,9 @@ from squall.accesslog import AccessAtoms, access_fields, client_label, escape_fo
 from squall.asgi.scope import ConnInfo
 from squall.metrics import Metrics, health_app
 from squall.middleware.proxy_headers import TrustedHosts
+from squall.protocols.h1head import Limits
 from squall.protocols.h2fields import default_fields
-from squall.protocols.http1 import Limits, default_block
+from squall.protocols.http1 import default_block
 from squall.protocols.http2 import H2Limits
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from squall.asgi.types import ASGIApp, Receive, Scope, Send
     from squall.asgi.websocket import WebSocketSession
     from squall.config import Config
-    from squall.protocols.http1 import HTTP1, H1Events
+    from squall.protocols.h1head import H1Events
+    from squall.protocols.http1 import HTTP1
     from squall.protocols.proxy import ProxyInfo
     from squall.transport import Connection
 

@@ -25,7 +25,8 @@ from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
 from squall.asgi.scope import ConnInfo, http_scope
 from squall.h2session import H2Session
 from squall.middleware.proxy_headers import apply_proxy_headers
-from squall.protocols.http1 import ParseError, RequestHead, error_response
+from squall.protocols.h1head import ParseError, RequestHead
+from squall.protocols.http1 import error_response
 from squall.sendfile import send_file
 from squall.upgrade import start_websocket
 

@@ -18,7 +18,7 @@ from squall.middleware.proxy_headers import apply_proxy_headers
 from squall.protocols.websocket import HandshakeError, accept_response, check_handshake
 
 if TYPE_CHECKING:
-    from squall.protocols.http1 import RequestHead
+    from squall.protocols.h1head import RequestHead
     from squall.protocols.websocket import Handshake
     from squall.transport import Connection
 

@@ -8,7 +8,8 @@ import pytest
 
 from squall.protocols.h1_h11 import H11HTTP1
 from squall.protocols.h1_httptools import HttptoolsHTTP1
-from squall.protocols.http1 import HTTP1, Limits, ParseError, RequestHead
+from squall.protocols.h1head import Limits, ParseError, RequestHead
+from squall.protocols.http1 import HTTP1
 
 BACKENDS: list[type[HTTP1]] = [HttptoolsHTTP1, H11HTTP1]
 

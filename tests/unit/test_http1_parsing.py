@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from squall.protocols.h1_h11 import H11HTTP1
-from squall.protocols.http1 import HTTP1, Limits, ParseError
+from squall.protocols.h1head import Limits, ParseError
+from squall.protocols.http1 import HTTP1
 
 from ._h1 import BACKENDS, Recorder, feed, parse_error
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from squall.protocols.h1head import RequestHead
 from squall.protocols.http1 import (
     HTTP1,
-    RequestHead,
     ResponseError,
     default_block,
     error_response,

@@ -19,7 +19,8 @@ from typing import ClassVar
 
 import h11
 
-from squall.protocols.http1 import HTTP1, H1Events, Limits, transfer_coding_status
+from squall.protocols.h1head import H1Events, Limits, transfer_coding_status
+from squall.protocols.http1 import HTTP1
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
 _BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\r\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -22,7 +22,8 @@ from typing import ClassVar
 
 import httptools
 
-from squall.protocols.http1 import HTTP1, H1Events, Limits, ParseError
+from squall.protocols.h1head import H1Events, Limits, ParseError
+from squall.protocols.http1 import HTTP1
 
 _METHODS: dict[bytes, str] = {}
 _EMPTY_LINE = (13, 10)  # CR, LF

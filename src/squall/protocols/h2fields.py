@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 
 from squall.errors import ResponseError
+from squall.protocols.h1head import RequestHead
 from squall.protocols.hpack import STATUS_FIELDS, encode_field
-from squall.protocols.http1 import RequestHead, valid_header_name
+from squall.protocols.http1 import valid_header_name
 
 CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")

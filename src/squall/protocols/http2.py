@@ -37,7 +37,7 @@ from squall.protocols.h2fields import MalformedRequest, request_head
 from squall.protocols.hpack import Decoder, HeaderListTooLarge, HPACKError
 
 if TYPE_CHECKING:
-    from squall.protocols.http1 import RequestHead
+    from squall.protocols.h1head import RequestHead
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
