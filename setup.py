@@ -19,21 +19,21 @@ import os
 # must not define classes deriving from built-ins other than Exception (those
 # live in squall/errors.py) and must not be monkeypatched.
 HOT_MODULES = [
-    "squall/transport.py",
-    "squall/h2session.py",
-    "squall/h2streams.py",
+    "squall/connection/transport.py",
+    "squall/connection/h2.py",
+    "squall/connection/h2streams.py",
     "squall/asgi/http.py",
     "squall/asgi/scope.py",
     "squall/asgi/websocket.py",
-    "squall/protocols/http1.py",
-    "squall/protocols/h1head.py",
-    "squall/protocols/h1_httptools.py",
-    "squall/protocols/h1_h11.py",
-    "squall/protocols/chunked.py",
-    "squall/protocols/http2.py",
-    "squall/protocols/hpack.py",
-    "squall/protocols/h2fields.py",
-    "squall/protocols/wsframing.py",
+    "squall/protocols/http1/base.py",
+    "squall/protocols/http1/head.py",
+    "squall/protocols/http1/backend_httptools.py",
+    "squall/protocols/http1/backend_h11.py",
+    "squall/protocols/http1/chunked.py",
+    "squall/protocols/http2/connection.py",
+    "squall/protocols/http2/hpack.py",
+    "squall/protocols/http2/fields.py",
+    "squall/protocols/websocket/framing.py",
 ]
 
 if __name__ == "__main__":

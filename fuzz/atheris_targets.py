@@ -75,7 +75,7 @@ def _h1_run(backend: Any, chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], i
     httptools picks 400 or 501 for an unknown method by where the read began
     (an open bug, tests/fuzz/test_regressions.py).
     """
-    from squall.protocols.h1head import ParseError
+    from squall.protocols.http1.head import ParseError
 
     rec = _H1Recorder()
     proto = backend(rec)
@@ -95,8 +95,8 @@ def _h1_run(backend: Any, chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], i
 
 
 def h1(data: bytes) -> None:
-    from squall.protocols.h1_h11 import H11HTTP1
-    from squall.protocols.h1_httptools import HttptoolsHTTP1
+    from squall.protocols.http1.backend_h11 import H11HTTP1
+    from squall.protocols.http1.backend_httptools import HttptoolsHTTP1
 
     results = []
     for backend in (HttptoolsHTTP1, H11HTTP1):
@@ -152,7 +152,7 @@ class H2Recorder:
 
 
 def _h2_run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
-    from squall.protocols.http2 import H2Limits, H2Protocol
+    from squall.protocols.http2.connection import H2Limits, H2Protocol
 
     rec = H2Recorder()
     proto = H2Protocol(rec, H2Limits())
@@ -164,7 +164,7 @@ def _h2_run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
 
 
 def h2(data: bytes) -> None:
-    from squall.protocols.http2 import GOAWAY, PREFACE
+    from squall.protocols.http2.connection import GOAWAY, PREFACE
 
     if not data.startswith(b"PRI"):
         data = PREFACE + data
@@ -182,7 +182,7 @@ def h2(data: bytes) -> None:
 def hpack(data: bytes) -> None:
     import hpack as reference
 
-    from squall.protocols.hpack import ENTRY_OVERHEAD, Decoder, HeaderListTooLarge, HPACKError
+    from squall.protocols.http2.hpack import ENTRY_OVERHEAD, Decoder, HeaderListTooLarge, HPACKError
 
     decoder = Decoder()
     for _ in range(2):  # the second pass sees the table the first one left
@@ -201,7 +201,7 @@ def hpack(data: bytes) -> None:
 
 
 def _ws_run(chunks: list[bytes], deflate: Any) -> tuple[list[Any], bytes]:
-    from squall.protocols.wsframing import WebSocketProtocol
+    from squall.protocols.websocket.framing import WebSocketProtocol
 
     proto = WebSocketProtocol(deflate, 1 << 16)
     events: list[Any] = []
@@ -213,7 +213,7 @@ def _ws_run(chunks: list[bytes], deflate: Any) -> tuple[list[Any], bytes]:
 
 
 def ws(data: bytes) -> None:
-    from squall.protocols.wsframing import CLOSED, DeflateParams
+    from squall.protocols.websocket.framing import CLOSED, DeflateParams
 
     for deflate in (None, DeflateParams(False, False, 15, 15), DeflateParams(True, True, 9, 9)):
         whole = _ws_run([data], deflate)
@@ -262,12 +262,12 @@ def main() -> None:
     with atheris.instrument_imports(include=list(INSTRUMENTED)):
         import hpack as _hpack  # noqa: F401
 
-        import squall.protocols.h1_h11
-        import squall.protocols.h1_httptools
-        import squall.protocols.hpack
-        import squall.protocols.http2
+        import squall.protocols.http1.backend_h11
+        import squall.protocols.http1.backend_httptools
+        import squall.protocols.http2.connection
+        import squall.protocols.http2.hpack
         import squall.protocols.proxy
-        import squall.protocols.wsframing  # noqa: F401
+        import squall.protocols.websocket.framing  # noqa: F401
     atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
     atheris.Fuzz()
 

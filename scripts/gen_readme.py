@@ -1,4 +1,4 @@
-"""Regenerate the option reference in docs/options.md from squall.config.Config.
+"""Regenerate the option reference in docs/options.md from squall.config.options.Config.
 
 Also copies the README's benchmark figures (between ``<!-- bench:begin -->`` and
 ``<!-- bench:end -->``) into docs/benchmarks.md, so the documentation site
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from squall.cli import GROUP_TITLES, build_parser, reference_markdown
-from squall.config import flag_name, options
+from squall.config.options import flag_name, options
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

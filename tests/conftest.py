@@ -259,6 +259,6 @@ def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     date header refresh, graceful-shutdown polling); subprocess servers keep
     the real tick.
     """
-    import squall.server
+    import squall.server.serve
 
-    monkeypatch.setattr(squall.server, "TICK", 0.01)
+    monkeypatch.setattr(squall.server.serve, "TICK", 0.01)

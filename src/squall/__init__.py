@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from squall._version import __version__
 from squall.config import Config
-from squall.main import run
+from squall.runner import run
 from squall.server import Server
 
 __all__ = ["Config", "Server", "__version__", "run"]

@@ -1,6 +1,6 @@
-"""The command line, generated from the fields of :class:`~squall.config.Config`.
+"""The command line, generated from the fields of :class:`~squall.config.options.Config`.
 
-Each field with an :class:`~squall.config.Option` record becomes a flag named
+Each field with an :class:`~squall.config.options.Option` record becomes a flag named
 after it (``limit_concurrency`` -> ``--limit-concurrency``) and can also be
 set through ``SQUALL_<NAME>`` or a TOML file (see ``configfile.py``).
 Precedence: command line, then environment, then the file, then the field's
@@ -17,8 +17,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from squall import __version__, configfile
-from squall.config import (
+from squall._version import __version__
+from squall.config import file as configfile
+from squall.config.options import (
     Config,
     ConfigError,
     Option,
@@ -186,7 +187,7 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Any, dict[str, Any
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from squall.main import run
+    from squall.runner import run
 
     try:
         app, kwargs, action = parse_command(argv)

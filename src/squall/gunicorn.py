@@ -1,11 +1,11 @@
 """Gunicorn worker classes: ``gunicorn -k squall.gunicorn.SquallWorker app:app``.
 
 Gunicorn binds, forks and supervises; each worker process runs one Squall
-:class:`~squall.server.Server` on the listening sockets it inherited.
+:class:`~squall.server.serve.Server` on the listening sockets it inherited.
 
 Rules:
 
-* Settings are mapped onto a :class:`~squall.config.Config` once, in the
+* Settings are mapped onto a :class:`~squall.config.options.Config` once, in the
   worker (:func:`config_options`; the README's "Gunicorn" section has the
   table). Gunicorn's ``0`` ("unlimited") request limits become 1 MiB;
   ``worker_connections`` applies (as ``limit_connections``) only when set.
@@ -52,16 +52,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from squall.config import LOG_LEVEL_CHOICES, Config, ConfigError
-from squall.server import Server
-from squall.state import escape_for_log
+from squall.config.options import LOG_LEVEL_CHOICES, Config, ConfigError
+from squall.connection.state import escape_for_log
+from squall.server.serve import Server
 
 if TYPE_CHECKING:
     from squall.asgi.http import HTTPCycle
     from squall.asgi.scope import ConnInfo
     from squall.asgi.types import Scope
     from squall.asgi.websocket import WebSocketSession
-    from squall.state import ServerState
+    from squall.connection.state import ServerState
 
 UNLIMITED = 1 << 20  # what Gunicorn's 0 ("no limit") becomes, in bytes
 MAX_HEADERS = 32768  # Gunicorn's ceiling for limit_request_fields (and its 0)

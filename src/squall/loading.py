@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from squall.asgi.types import ASGI2App, ASGIApp, Receive, Scope, Send
-    from squall.config import Config
-    from squall.protocols.http1 import HTTP1
+    from squall.config.options import Config
+    from squall.protocols.http1.base import HTTP1
 
 logger = logging.getLogger("squall.error")
 asgi_logger = logging.getLogger("squall.asgi")
@@ -119,13 +119,13 @@ def http_backend(config: Config) -> type[HTTP1]:
     choice = config.http
     if choice in ("auto", "httptools"):
         try:
-            from squall.protocols.h1_httptools import HttptoolsHTTP1
+            from squall.protocols.http1.backend_httptools import HttptoolsHTTP1
         except ImportError:
             if choice == "httptools":
                 raise LoadError("--http httptools: httptools is not installed") from None
         else:
             return HttptoolsHTTP1
-    from squall.protocols.h1_h11 import H11HTTP1
+    from squall.protocols.http1.backend_h11 import H11HTTP1
 
     return H11HTTP1
 

@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.protocols.h1head import ParseError
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import ParseError
 from tests.fuzz._harness import targets
 from tests.fuzz._split import mutated, splits
 from tests.unit._h1 import BACKENDS, Recorder

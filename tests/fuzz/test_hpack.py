@@ -15,7 +15,7 @@ import hpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.protocols.hpack import (
+from squall.protocols.http2.hpack import (
     ENTRY_OVERHEAD,
     Decoder,
     HeaderListTooLarge,

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from squall.asgi.scope import ConnInfo, http_scope
-from squall.protocols.h1_h11 import H11HTTP1
-from squall.protocols.h1_httptools import HttptoolsHTTP1
-from squall.protocols.h1head import _HOST_VALUE, ParseError
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.backend_h11 import H11HTTP1
+from squall.protocols.http1.backend_httptools import HttptoolsHTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import _HOST_VALUE, ParseError
 from tests.unit._h1 import Recorder
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.protocols.wsframing import (
+from squall.protocols.websocket.framing import (
     BYTES,
     CLOSED,
     PONG,

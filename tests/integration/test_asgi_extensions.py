@@ -27,7 +27,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from squall.sendfile import FileShorterThanCount
+from squall.connection.sendfile import FileShorterThanCount
 from tests.conftest import RawClient
 from tests.integration.helpers import PROPAGATE_LOGS, Gate, parse_response, request, wait_until
 

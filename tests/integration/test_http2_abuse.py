@@ -3,7 +3,7 @@
 The attacker speaks HTTP/2 by hand (frames from ``hyperframe``, header blocks from
 ``hpack.Encoder``) over cleartext prior knowledge. For every attack the test checks
 that the server answers with GOAWAY and the code its guard names (see the module
-docstring of ``squall.protocols.http2``), that the attacker's connection is then
+docstring of ``squall.protocols.http2.connection``), that the attacker's connection is then
 closed, and that a second client, ``httpx`` over HTTP/2 on its own connection, gets
 its requests answered before, during and after the attack.
 """
@@ -40,7 +40,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # error codes (RFC 9113 7)
 NO_ERROR, PROTOCOL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM = 0x0, 0x1, 0x6, 0x7
 CANCEL, ENHANCE_YOUR_CALM = 0x8, 0xB
-# the guards' numbers, as squall.protocols.http2 sets them
+# the guards' numbers, as squall.protocols.http2.connection sets them
 CHEAP_BURST = 1000
 CONTROL_QUEUE_LIMIT = 1000
 RESET_MIN_STREAMS = 200

@@ -32,7 +32,7 @@ import httpx
 import pytest
 import websockets.sync.client
 
-from squall.logs import LOGGING_CONFIG, AccessFormatter
+from squall.observe.logs import LOGGING_CONFIG, AccessFormatter
 from tests.integration.helpers import PROPAGATE_LOGS, Gate, parse_response, request, wait_until
 
 pytestmark = [pytest.mark.usefixtures("fast_tick"), pytest.mark.timeout(30)]

@@ -619,10 +619,10 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    import squall.server
+    import squall.server.serve
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(squall.server, "TICK", 0.01)  # as the fast_tick fixture: quick stops
+        mp.setattr(squall.server.serve, "TICK", 0.01)  # as the fast_tick fixture: quick stops
         started = Servers()
         try:
             yield started

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from squall.protocols.h1_h11 import H11HTTP1
-from squall.protocols.h1_httptools import HttptoolsHTTP1
-from squall.protocols.h1head import Limits, ParseError, RequestHead
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.backend_h11 import H11HTTP1
+from squall.protocols.http1.backend_httptools import HttptoolsHTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import Limits, ParseError, RequestHead
 
 BACKENDS: list[type[HTTP1]] = [HttptoolsHTTP1, H11HTTP1]
 

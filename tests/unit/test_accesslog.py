@@ -7,9 +7,9 @@ import logging
 import os
 from types import SimpleNamespace
 
-from squall.accesslog import AccessAtoms, access_fields
 from squall.asgi.scope import ConnInfo
-from squall.logs import LOGGING_CONFIG, AccessFormatter, JSONFormatter, json_logging_config
+from squall.observe.accesslog import AccessAtoms, access_fields
+from squall.observe.logs import LOGGING_CONFIG, AccessFormatter, JSONFormatter, json_logging_config
 
 INFO = ConnInfo(("203.0.113.5", 4321), ("127.0.0.1", 8000), "http", trusted=False)
 
@@ -86,5 +86,7 @@ def test_json_records() -> None:
 def test_json_config_replaces_every_formatter() -> None:
     config = json_logging_config(LOGGING_CONFIG)
     assert set(config["formatters"]) == set(LOGGING_CONFIG["formatters"])
-    assert all(f == {"()": "squall.logs.JSONFormatter"} for f in config["formatters"].values())
-    assert LOGGING_CONFIG["formatters"]["default"]["()"] == "squall.logs.DefaultFormatter"
+    assert all(
+        f == {"()": "squall.observe.logs.JSONFormatter"} for f in config["formatters"].values()
+    )
+    assert LOGGING_CONFIG["formatters"]["default"]["()"] == "squall.observe.logs.DefaultFormatter"

@@ -10,7 +10,7 @@ import pytest
 
 import squall
 from squall import cli
-from squall.config import Config, env_name, flag_name, options
+from squall.config.options import Config, env_name, flag_name, options
 
 
 @pytest.fixture(autouse=True)
@@ -22,13 +22,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def no_run(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
-    """Replace squall.main.run so main() never starts a server."""
+    """Replace squall.runner.run so main() never starts a server."""
     calls: list[tuple[Any, dict[str, Any]]] = []
 
     def fake_run(app: Any, **kwargs: Any) -> None:
         calls.append((app, kwargs))
 
-    monkeypatch.setattr("squall.main.run", fake_run)
+    monkeypatch.setattr("squall.runner.run", fake_run)
     return calls
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from squall.config import (
+from squall.config.options import (
     HTTP_CHOICES,
     INTERFACE_CHOICES,
     LIFESPAN_CHOICES,
@@ -18,7 +18,7 @@ from squall.config import (
     flag_name,
     options,
 )
-from squall.logs import LOGGING_CONFIG
+from squall.observe.logs import LOGGING_CONFIG
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from squall import configfile
 from squall.cli import main, parse, parse_command
-from squall.config import Config, ConfigError
-from squall.configfile import tomllib
+from squall.config import file as configfile
+from squall.config.file import tomllib
+from squall.config.options import Config, ConfigError
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,7 +14,7 @@ from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger, SafeAtoms
 
 from squall.asgi.scope import ConnInfo
-from squall.config import Config
+from squall.config.options import Config
 from squall.gunicorn import MAX_HEADERS, UNLIMITED, access_record, config_options
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from squall.protocols.h1head import HeadBuilder, Limits, ParseError, RequestHead
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import HeadBuilder, Limits, ParseError, RequestHead
 
 from ._h1 import BACKENDS, feed, parse_error
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from squall.protocols.h1_h11 import H11HTTP1
-from squall.protocols.h1head import Limits, ParseError
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.backend_h11 import H11HTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import Limits, ParseError
 
 from ._h1 import BACKENDS, Recorder, feed, parse_error
 
@@ -257,7 +257,7 @@ def test_slow_head_is_checked_in_linear_work(monkeypatch: pytest.MonkeyPatch) ->
 
     Counts the bytes the h11 backend's head check scans, so nothing here is timed.
     """
-    from squall.protocols import h1_h11
+    from squall.protocols.http1 import backend_h11 as h1_h11
 
     real = h1_h11._BAD_HEAD
     scanned: list[int] = []
@@ -672,7 +672,7 @@ def test_transfer_encoding_value_delivered(backend: type[HTTP1]) -> None:
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda cls: cls.backend)
 def test_response_between_requests_leaves_parsing_alone(backend: type[HTTP1]) -> None:
     """Request-side and response-side state of one protocol object never mix."""
-    from squall.protocols.http1 import default_block
+    from squall.protocols.http1.base import default_block
 
     rec = Recorder()
     proto = backend(rec)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from squall.protocols.h1head import RequestHead
-from squall.protocols.http1 import (
+from squall.protocols.http1.base import (
     HTTP1,
     ResponseError,
     default_block,
@@ -13,6 +12,7 @@ from squall.protocols.http1 import (
     valid_header_name,
     valid_header_value,
 )
+from squall.protocols.http1.head import RequestHead
 
 from ._h1 import BACKENDS, Recorder
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from squall.config import Config
+from squall.config.options import Config
 from squall.loading import (
     ASGI2Middleware,
     ImportFromStringError,

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from squall.logs import (
+from squall.connection.state import escape_for_log
+from squall.observe.logs import (
     LOG_LEVELS,
     LOGGING_CONFIG,
     TRACE_LOG_LEVEL,
@@ -19,7 +20,6 @@ from squall.logs import (
     DefaultFormatter,
     configure_logging,
 )
-from squall.state import escape_for_log
 
 NAMES = ("squall", "squall.error", "squall.access", "squall.asgi")
 

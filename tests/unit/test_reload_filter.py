@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from squall.config import Config
+from squall.config.options import Config
 from squall.supervisors.reload import DEFAULT_EXCLUDES, DEFAULT_INCLUDES, FileFilter, _PollWatcher
 
 pytestmark = pytest.mark.timeout(30)

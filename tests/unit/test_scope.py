@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from squall.asgi.scope import ConnInfo, decode_path, format_address, http_scope, split_target
-from squall.protocols.h1head import ParseError, RequestHead
+from squall.protocols.http1.head import ParseError, RequestHead
 
 # -- split_target ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from squall.protocols.websocket import (
+from squall.protocols.websocket.handshake import (
     BYTES,
     CLOSED,
     PONG,

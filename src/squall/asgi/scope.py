@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from squall.protocols.h1head import HOST_VALUE, ParseError
+from squall.protocols.http1.head import HOST_VALUE, ParseError
 
 if TYPE_CHECKING:
-    from squall.protocols.h1head import RequestHead
+    from squall.protocols.http1.head import RequestHead
 
 
 HTTP_EXTENSIONS: dict[str, Any] = {

@@ -21,13 +21,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from squall.errors import ClientDisconnected, ResponseError
-from squall.protocols import websocket as frames
-from squall.protocols.http1 import valid_header_name, valid_header_value
-from squall.protocols.websocket import WebSocketProtocol
+from squall.protocols.http1.base import valid_header_name, valid_header_value
+from squall.protocols.websocket import handshake as frames
+from squall.protocols.websocket.handshake import WebSocketProtocol
 
 if TYPE_CHECKING:
     from squall.asgi.types import ASGIApp, Message, Scope
-    from squall.protocols.websocket import Handshake
+    from squall.protocols.websocket.handshake import Handshake
 
 logger = logging.getLogger("squall.error")
 

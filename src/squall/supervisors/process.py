@@ -1,6 +1,6 @@
 """One worker process, started by fork from a supervisor that never imports the app.
 
-The child runs a :class:`~squall.server.Server` on the supervisor's sockets
+The child runs a :class:`~squall.server.serve.Server` on the supervisor's sockets
 (or, with ``--reuse-port``, on its own) and writes lines to a pipe: ``R`` once
 it serves (ready), then ``.`` twice a second from its main loop (alive), each
 followed by ``M`` and its metrics snapshot as JSON when ``--metrics`` is on. The
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from squall.config import Config
+    from squall.config.options import Config
 
 logger = logging.getLogger("squall.error")
 
@@ -110,9 +110,9 @@ def _forget_modules(dirs: list[Path]) -> None:
 
 def _serve(config: Config, sockets: list[socket.socket], write_fd: int, reuse_port: bool) -> int:
     from squall.loading import STARTUP_FAILURE
-    from squall.logs import reopen_log_files
-    from squall.server import Server
-    from squall.sockets import rebind_reuse_port
+    from squall.observe.logs import reopen_log_files
+    from squall.server.serve import Server
+    from squall.server.sockets import rebind_reuse_port
 
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGUSR1, lambda sig, frame: reopen_log_files())
@@ -127,7 +127,7 @@ def _serve(config: Config, sockets: list[socket.socket], write_fd: int, reuse_po
         message = b".\n" if ready else b"R\n"
         state = server.state
         if config.metrics and state is not None and state.metrics is not None:
-            snapshot = json.dumps(state.metrics.snapshot(state), separators=(",", ":"))
+            snapshot = json.dumps(state.metrics.snapshot(state.gauges()), separators=(",", ":"))
             message += b"M" + snapshot.encode() + b"\n"
         try:
             os.write(write_fd, message)

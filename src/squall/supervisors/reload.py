@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from squall.loading import STARTUP_FAILURE
-from squall.sockets import bind_all, unix_paths
+from squall.server.sockets import bind_all, unix_paths
 from squall.supervisors.process import SUPERVISOR_SIGNALS, Worker, spawn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from squall.config import Config
+    from squall.config.options import Config
 
 logger = logging.getLogger("squall.error")
 

@@ -33,14 +33,15 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from squall.config.addresses import parse_bind
 from squall.loading import STARTUP_FAILURE
-from squall.logs import reopen_log_files
-from squall.metrics import combine, counters_only, http_answer, render
-from squall.sockets import bind_all, describe, parse_bind, unix_paths
+from squall.observe.logs import reopen_log_files
+from squall.observe.metrics import combine, counters_only, http_answer, render
+from squall.server.sockets import bind_all, describe, unix_paths
 from squall.supervisors.process import SUPERVISOR_SIGNALS, Worker, spawn
 
 if TYPE_CHECKING:
-    from squall.config import Config
+    from squall.config.options import Config
 
 logger = logging.getLogger("squall.error")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from squall.protocols.h1head import ParseError
+from squall.protocols.http1.head import ParseError
 
 _SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]{1,16})"  # chunk-size

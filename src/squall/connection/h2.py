@@ -3,7 +3,7 @@
 A :class:`Connection` that negotiated HTTP/2 (ALPN ``h2``, the cleartext
 preface, or an ``Upgrade: h2c`` request) hands its bytes to an
 :class:`H2Session`. The session is the owner of the sans-I/O
-:class:`~squall.protocols.http2.H2Protocol`: it turns new streams into
+:class:`~squall.protocols.http2.connection.H2Protocol`: it turns new streams into
 :class:`~squall.asgi.http.HTTPCycle` objects (or, for an extended CONNECT,
 WebSocket sessions), and writes what the protocol queues, once per loop turn,
 so that the answers of many streams share one write.
@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING
 from squall.asgi.http import HTTPCycle
 from squall.asgi.scope import http_scope, websocket_scope
 from squall.asgi.websocket import WebSocketSession
-from squall.h2streams import H2Stream, H2WebSocketSink
+from squall.connection.h2streams import H2Stream, H2WebSocketSink
 from squall.middleware.proxy_headers import apply_proxy_headers
+from squall.protocols.http1.head import ParseError
 from squall.protocols import http2 as h2
-from squall.protocols.h1head import ParseError
-from squall.protocols.h2fields import response_fields
-from squall.protocols.websocket import HandshakeError, check_handshake
+from squall.protocols.http2.fields import response_fields
+from squall.protocols.websocket.handshake import HandshakeError, check_handshake
 
 if TYPE_CHECKING:
-    from squall.protocols.h1head import RequestHead
-    from squall.state import ServerState
-    from squall.transport import Connection
+    from squall.connection.state import ServerState
+    from squall.connection.transport import Connection
+    from squall.protocols.http1.head import RequestHead
 
 logger = logging.getLogger("squall.error")
 

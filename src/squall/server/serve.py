@@ -25,9 +25,12 @@ from collections.abc import Callable, Generator
 from types import FrameType
 from typing import Any
 
-from squall import __version__
+from squall._version import __version__
 from squall.asgi.lifespan import Lifespan
-from squall.config import Config
+from squall.config.addresses import parse_bind
+from squall.config.options import Config
+from squall.connection.state import ServerState
+from squall.connection.transport import Connection
 from squall.loading import (
     STARTUP_FAILURE,
     LoadError,
@@ -38,12 +41,10 @@ from squall.loading import (
     loop_name,
     ssl_context,
 )
-from squall.logs import configure_logging
-from squall.metrics import MetricsProtocol, http_answer, render
-from squall.proxyaccept import AcceptLoop
-from squall.sockets import bind_all, describe, descriptor_cap, parse_bind, unix_paths
-from squall.state import ServerState
-from squall.transport import Connection
+from squall.observe.logs import configure_logging
+from squall.observe.metrics import MetricsProtocol, http_answer, render
+from squall.server.listen import AcceptLoop
+from squall.server.sockets import bind_all, describe, descriptor_cap, unix_paths
 
 logger = logging.getLogger("squall.error")
 
@@ -231,7 +232,7 @@ class Server:
 
         def answer() -> bytes:
             assert state is not None and state.metrics is not None
-            return http_answer(render(state.metrics.snapshot(state)))
+            return http_answer(render(state.metrics.snapshot(state.gauges())))
 
         try:
             self.servers.append(

@@ -36,12 +36,12 @@ LOGGING_CONFIG: dict[str, Any] = {
     "disable_existing_loggers": False,
     "formatters": {
         "default": {
-            "()": "squall.logs.DefaultFormatter",
+            "()": "squall.observe.logs.DefaultFormatter",
             "fmt": "%(levelprefix)s %(message)s",
             "use_colors": None,
         },
         "access": {
-            "()": "squall.logs.AccessFormatter",
+            "()": "squall.observe.logs.AccessFormatter",
             "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s '
             "%(duration_ms)s",
         },
@@ -157,7 +157,7 @@ def json_logging_config(base: dict[str, Any]) -> dict[str, Any]:
     """``base`` with every formatter replaced by :class:`JSONFormatter`."""
     config: dict[str, Any] = json.loads(json.dumps(base, default=str))
     for name in config.get("formatters", {}):
-        config["formatters"][name] = {"()": "squall.logs.JSONFormatter"}
+        config["formatters"][name] = {"()": "squall.observe.logs.JSONFormatter"}
     return config
 
 

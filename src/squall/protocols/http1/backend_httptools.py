@@ -4,7 +4,7 @@ llhttp parses request heads only. Squall finds where each head ends (the
 first CRLF CRLF after the request line), feeds llhttp exactly those bytes, and
 frames bodies itself (:meth:`HTTP1._read_body`, ``chunked.py``), as the h11
 backend does. So the two backends share one framing decision
-(:class:`~squall.protocols.http1.HeadBuilder`), one chunked decoder, and one
+(:class:`~squall.protocols.http1.base.HeadBuilder`), one chunked decoder, and one
 idea of where the next pipelined request begins; llhttp never frames a body
 by its own reading of the head.
 
@@ -22,8 +22,8 @@ from typing import ClassVar
 
 import httptools
 
-from squall.protocols.h1head import H1Events, Limits, ParseError
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import H1Events, Limits, ParseError
 
 _METHODS: dict[bytes, str] = {}
 _EMPTY_LINE = (13, 10)  # CR, LF

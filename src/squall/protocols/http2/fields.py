@@ -1,7 +1,7 @@
 """HTTP/2 field rules: checking request fields, encoding response fields.
 
 * :func:`request_head` turns a decoded request header list into a
-  :class:`~squall.protocols.http1.RequestHead` (RFC 9113 8.2 and 8.3): field
+  :class:`~squall.protocols.http1.base.RequestHead` (RFC 9113 8.2 and 8.3): field
   names lowercase tokens, pseudo-header fields first, once each, only the
   request ones; no connection-specific fields, ``te`` only ``trailers``;
   values without NUL, CR, LF or surrounding whitespace; one content-length;
@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 
 from squall.errors import ResponseError
-from squall.protocols.h1head import RequestHead
-from squall.protocols.hpack import STATUS_FIELDS, encode_field
-from squall.protocols.http1 import valid_header_name
+from squall.protocols.http1.base import valid_header_name
+from squall.protocols.http1.head import RequestHead
+from squall.protocols.http2.hpack import STATUS_FIELDS, encode_field
 
 CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")

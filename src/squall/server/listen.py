@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
 
-    from squall.state import ServerState
-    from squall.transport import Connection
+    from squall.connection.state import ServerState
+    from squall.connection.transport import Connection
 
 logger = logging.getLogger("squall.error")
 

@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
 from squall.asgi.scope import ConnInfo, http_scope
-from squall.h2session import H2Session
+from squall.connection.h2 import H2Session
+from squall.connection.sendfile import send_file
+from squall.connection.ws import start_websocket
 from squall.middleware.proxy_headers import apply_proxy_headers
-from squall.protocols.h1head import ParseError, RequestHead
-from squall.protocols.http1 import error_response
-from squall.sendfile import send_file
-from squall.upgrade import start_websocket
+from squall.protocols.http1.base import error_response
+from squall.protocols.http1.head import ParseError, RequestHead
 
 if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
-    from squall.protocols.http1 import HTTP1
+    from squall.connection.state import ServerState
+    from squall.protocols.http1.base import HTTP1
     from squall.protocols.proxy import ProxyInfo
-    from squall.state import ServerState
 
 logger = logging.getLogger("squall.error")
 access_logger = logging.getLogger("squall.access")
@@ -159,6 +159,13 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self._wake_drainers()
+
+    def gauge(self) -> tuple[str, int]:
+        if self.h2 is not None:
+            return "h2", sum(1 for s in self.h2.streams.values() if s.is_websocket)
+        if self.ws is not None:
+            return "websocket", 1
+        return "http/1.1", 0
 
     def _websocket(self) -> WebSocketSession | None:
         return self.ws

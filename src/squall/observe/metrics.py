@@ -1,4 +1,4 @@
-"""Prometheus metrics (``--metrics HOST:PORT``) and the server's own health answer.
+"""Prometheus metrics (``--metrics HOST:PORT``).
 
 Each process counts into a :class:`Metrics`; :meth:`Metrics.snapshot` adds the
 gauges read at that moment (open connections by protocol, open WebSocket
@@ -15,10 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from squall.asgi.types import Receive, Scope, Send
-    from squall.state import ServerState
+    from collections.abc import Callable, Iterable
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PROTOCOLS = ("http/1.1", "h2", "websocket")
@@ -47,19 +44,13 @@ class Metrics:
                 return
         self.buckets[-1] += 1
 
-    def snapshot(self, state: ServerState | None = None) -> dict[str, Any]:
+    def snapshot(self, gauges: Iterable[tuple[str, int]] = ()) -> dict[str, Any]:
+        """The counters, and the gauges: one (protocol, open WebSockets) per connection."""
         connections = dict.fromkeys(PROTOCOLS, 0)
         websockets = 0
-        if state is not None:
-            for conn in state.connections:
-                if conn.h2 is not None:
-                    connections["h2"] += 1
-                    websockets += sum(1 for s in conn.h2.streams.values() if s.is_websocket)
-                elif conn.ws is not None:
-                    connections["websocket"] += 1
-                    websockets += 1
-                else:
-                    connections["http/1.1"] += 1
+        for protocol, sessions in gauges:
+            connections[protocol] += 1
+            websockets += sessions
         return {
             "requests": dict(self.requests),
             "buckets": list(self.buckets),
@@ -144,27 +135,6 @@ def http_answer(body: str) -> bytes:
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n"
         b"content-length: %d\r\nconnection: close\r\n\r\n%b" % (len(data), data)
     )
-
-
-def health_app(state: ServerState) -> Any:
-    """The ``--health-path`` answer: 200 while serving, 503 once shutting down."""
-
-    async def health(scope: Scope, receive: Receive, send: Send) -> None:
-        down = state.shutting_down
-        body = b"shutting down\n" if down else b"ok\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503 if down else 200,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    return health
 
 
 class MetricsProtocol(asyncio.Protocol):

@@ -4,7 +4,7 @@ h11 parses request heads only: each complete head gets a fresh
 ``h11.Connection``, and bodies (Content-Length or chunked, see ``chunked.py``)
 are framed here, so pipelining, strictness and the calls made on the owner
 are the same as with the httptools backend.
-Responses are serialized by :class:`~squall.protocols.http1.HTTP1` for both.
+Responses are serialized by :class:`~squall.protocols.http1.base.HTTP1` for both.
 
 h11 is more lenient than llhttp in a few places (bare LF line endings,
 obs-fold, DEL in values, and it reports an over-long request line as an
@@ -19,8 +19,8 @@ from typing import ClassVar
 
 import h11
 
-from squall.protocols.h1head import H1Events, Limits, transfer_coding_status
-from squall.protocols.http1 import HTTP1
+from squall.protocols.http1.base import HTTP1
+from squall.protocols.http1.head import H1Events, Limits, transfer_coding_status
 
 # a bare LF, a CR not followed by LF, an obs-fold, or a control character
 _BAD_HEAD = re.compile(rb"(?<!\r)\n|\r(?!\n)|\r\n[ \t]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from squall.logs import LOGGING_CONFIG
-from squall.sockets import parse_bind
+from squall.config.addresses import parse_bind
+from squall.observe.logs import LOGGING_CONFIG
 
 LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
 HTTP_CHOICES = ("auto", "httptools", "h11")
@@ -581,7 +581,7 @@ def _parse_header(item: Any) -> tuple[str, str]:
         raise ConfigError(f"--header: expected NAME:VALUE, got {item!r}")
     # Uvicorn keeps the space after the colon and then breaks; Squall strips it.
     name, value = name.strip(), value.strip()
-    from squall.protocols.http1 import valid_header_name, valid_header_value
+    from squall.protocols.http1.base import valid_header_name, valid_header_value
 
     try:
         raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")

@@ -19,7 +19,14 @@ from websockets.exceptions import NegotiationError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.headers import build_extension, parse_extension
 
-from squall.protocols.wsframing import BYTES, CLOSED, PONG, TEXT, DeflateParams, WebSocketProtocol
+from squall.protocols.websocket.framing import (
+    BYTES,
+    CLOSED,
+    PONG,
+    TEXT,
+    DeflateParams,
+    WebSocketProtocol,
+)
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from squall.asgi.scope import websocket_scope
 from squall.asgi.websocket import WebSocketSession
 from squall.middleware.proxy_headers import apply_proxy_headers
-from squall.protocols.websocket import HandshakeError, accept_response, check_handshake
+from squall.protocols.websocket.handshake import HandshakeError, accept_response, check_handshake
 
 if TYPE_CHECKING:
-    from squall.protocols.h1head import RequestHead
-    from squall.protocols.websocket import Handshake
-    from squall.transport import Connection
+    from squall.connection.transport import Connection
+    from squall.protocols.http1.head import RequestHead
+    from squall.protocols.websocket.handshake import Handshake
 
 
 def start_websocket(conn: Connection, head: RequestHead) -> WebSocketSession | None:

@@ -1,4 +1,4 @@
-"""The two kinds of HTTP/2 stream an :class:`~squall.h2session.H2Session` serves.
+"""The two kinds of HTTP/2 stream an :class:`~squall.connection.h2.H2Session` serves.
 
 * :class:`H2Stream`: a request stream, the :class:`~squall.asgi.http.ResponseSink`
   of its HTTP cycle (the same cycle as HTTP/1.1).
@@ -18,17 +18,17 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.connection.sendfile import FileShorterThanCount
 from squall.errors import ResponseError
 from squall.protocols import http2 as h2
-from squall.protocols.h2fields import response_fields
-from squall.protocols.hpack import STATUS_FIELDS, encode_field
-from squall.sendfile import FileShorterThanCount
+from squall.protocols.http2.fields import response_fields
+from squall.protocols.http2.hpack import STATUS_FIELDS, encode_field
 
 if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
-    from squall.h2session import H2Session
-    from squall.protocols.h1head import RequestHead
-    from squall.protocols.websocket import Handshake
+    from squall.connection.h2 import H2Session
+    from squall.protocols.http1.head import RequestHead
+    from squall.protocols.websocket.handshake import Handshake
 
 logger = logging.getLogger("squall.error")
 

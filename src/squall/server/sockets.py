@@ -15,8 +15,10 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+from squall.config.addresses import parse_bind
+
 if TYPE_CHECKING:
-    from squall.config import Config
+    from squall.config.options import Config
 
 SD_LISTEN_FDS_START = 3
 
@@ -106,23 +108,6 @@ def systemd_sockets() -> list[socket.socket]:
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(name, None)
     return [from_fd(fd) for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)]
-
-
-def parse_bind(value: str) -> tuple[str, str | int, int]:
-    """``--bind`` forms: ("tcp", host, port), ("unix", path, 0), ("fd", n, 0)."""
-    if value.startswith("unix:"):
-        return ("unix", value[5:], 0)
-    if value.startswith("fd://"):
-        return ("fd", int(value[5:]), 0)
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if not rest.startswith(":"):
-            raise ValueError(f"expected [IPv6]:PORT, got {value!r}")
-        return ("tcp", host, int(rest[1:]))
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        raise ValueError(f"expected HOST:PORT, unix:PATH or fd://N, got {value!r}")
-    return ("tcp", host, int(port))
 
 
 def bind_all(config: Config, reuse_port: bool = False, listen: bool = True) -> list[socket.socket]:

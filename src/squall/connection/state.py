@@ -19,24 +19,25 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
-from squall.accesslog import AccessAtoms, access_fields, client_label, escape_for_log
 from squall.asgi.scope import ConnInfo
-from squall.metrics import Metrics, health_app
 from squall.middleware.proxy_headers import TrustedHosts
-from squall.protocols.h1head import Limits
-from squall.protocols.h2fields import default_fields
-from squall.protocols.http1 import default_block
+from squall.observe.accesslog import AccessAtoms, access_fields, client_label, escape_for_log
+from squall.observe.health import health_app
+from squall.observe.metrics import Metrics
+from squall.protocols.http1.base import default_block
+from squall.protocols.http1.head import Limits
 from squall.protocols.http2 import H2Limits
+from squall.protocols.http2.fields import default_fields
 
 if TYPE_CHECKING:
     from squall.asgi.http import HTTPCycle
     from squall.asgi.types import ASGIApp, Receive, Scope, Send
     from squall.asgi.websocket import WebSocketSession
-    from squall.config import Config
-    from squall.protocols.h1head import H1Events
-    from squall.protocols.http1 import HTTP1
+    from squall.config.options import Config
+    from squall.connection.transport import Connection
+    from squall.protocols.http1.base import HTTP1
+    from squall.protocols.http1.head import H1Events
     from squall.protocols.proxy import ProxyInfo
-    from squall.transport import Connection
 
 access_logger = logging.getLogger("squall.access")
 logger = logging.getLogger("squall.error")
@@ -46,7 +47,7 @@ AccessHook: TypeAlias = Callable[["HTTPCycle | WebSocketSession", ConnInfo, floa
 
 
 class ServerState:
-    """Shared by all connections of one :class:`~squall.server.Server`."""
+    """Shared by all connections of one :class:`~squall.server.serve.Server`."""
 
     def __init__(
         self,
@@ -255,6 +256,10 @@ class ServerState:
             self._accepting = True
             if self.resume_accepting is not None:
                 self.resume_accepting()
+
+    def gauges(self) -> list[tuple[str, int]]:
+        """For the metrics: each open connection's protocol and its WebSocket sessions."""
+        return [conn.gauge() for conn in self.connections]
 
     # -- per request
 

@@ -6,9 +6,9 @@ import logging
 import sys
 from typing import Any
 
-from squall.config import Config
+from squall.config.options import Config
 from squall.loading import STARTUP_FAILURE
-from squall.server import Server
+from squall.server.serve import Server
 
 logger = logging.getLogger("squall.error")
 
@@ -16,7 +16,7 @@ logger = logging.getLogger("squall.error")
 def run(app: Any, **kwargs: Any) -> None:
     """Serve ``app`` (an ASGI app or an import string) until stopped.
 
-    Keyword arguments are :class:`~squall.config.Config` fields, named as in
+    Keyword arguments are :class:`~squall.config.options.Config` fields, named as in
     Uvicorn's ``run()``. Blocks; exits with status 3 if the server never started.
     """
     config = Config(app, **kwargs)
@@ -32,7 +32,7 @@ def run(app: Any, **kwargs: Any) -> None:
 
 
 def _supervise(config: Config) -> int:
-    from squall.logs import configure_logging
+    from squall.observe.logs import configure_logging
     from squall.supervisors.workers import Supervisor
 
     try:

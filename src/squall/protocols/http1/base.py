@@ -9,7 +9,7 @@ Rules (RFC 9112 and RFC 9110):
 * A request that is malformed, too large, or framed ambiguously raises
   :class:`ParseError` out of ``feed()`` carrying the status to answer (400,
   414, 431, 501). The owner answers it and closes; the object is then spent.
-* Framing checks are done in :class:`~squall.protocols.h1head.HeadBuilder`
+* Framing checks are done in :class:`~squall.protocols.http1.head.HeadBuilder`
   (``h1head.py``), the same for both backends, so a lenient parser never
   decides alone: one ``Host`` on HTTP/1.1, Content-Length and
   Transfer-Encoding never together, ``chunked`` the only transfer coding, a
@@ -30,10 +30,10 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, ClassVar
 
 from squall.errors import ResponseError
-from squall.protocols.h1head import H1Events, HeadBuilder, Limits, ParseError, RequestHead
+from squall.protocols.http1.head import H1Events, HeadBuilder, Limits, ParseError, RequestHead
 
 if TYPE_CHECKING:
-    from squall.protocols.chunked import ChunkedDecoder
+    from squall.protocols.http1.chunked import ChunkedDecoder
 
 # -- outgoing header validation --------------------------------------------
 
@@ -188,7 +188,7 @@ class HTTP1:
     def _begin_body(self, head: RequestHead) -> bool:
         """Frame ``head``'s body here; False if it has none."""
         if head.chunked:
-            from squall.protocols.chunked import ChunkedDecoder  # it imports this module
+            from squall.protocols.http1.chunked import ChunkedDecoder  # it imports this module
 
             self._body = ChunkedDecoder(self.events.on_body)
         elif head.content_length:

@@ -33,11 +33,11 @@ import struct
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from squall.protocols.h2fields import MalformedRequest, request_head
-from squall.protocols.hpack import Decoder, HeaderListTooLarge, HPACKError
+from squall.protocols.http2.fields import MalformedRequest, request_head
+from squall.protocols.http2.hpack import Decoder, HeaderListTooLarge, HPACKError
 
 if TYPE_CHECKING:
-    from squall.protocols.h1head import RequestHead
+    from squall.protocols.http1.head import RequestHead
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from squall.config import ConfigError, field_kind, options
+from squall.config.options import ConfigError, field_kind, options
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,0 +1,5 @@
+"""The version of Squall (a leaf: imports nothing)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Observability: logging set-up, the access log, Prometheus metrics and the health path."""
