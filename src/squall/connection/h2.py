@@ -23,8 +23,8 @@ from squall.asgi.scope import http_scope, websocket_scope
 from squall.asgi.websocket import WebSocketSession
 from squall.connection.h2streams import H2Stream, H2WebSocketSink
 from squall.middleware.proxy_headers import apply_proxy_headers
-from squall.protocols.http1.head import ParseError
 from squall.protocols import http2 as h2
+from squall.protocols.http1.head import ParseError
 from squall.protocols.http2.fields import response_fields
 from squall.protocols.websocket.handshake import HandshakeError, check_handshake
 
