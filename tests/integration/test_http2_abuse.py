@@ -3,7 +3,7 @@
 The attacker speaks HTTP/2 by hand (frames from ``hyperframe``, header blocks from
 ``hpack.Encoder``) over cleartext prior knowledge. For every attack the test checks
 that the server answers with GOAWAY and the code its guard names (see the module
-docstring of ``squall.protocols.http2.connection``), that the attacker's connection is then
+docstring of ``squall.protocols.http2.guard``), that the attacker's connection is then
 closed, and that a second client, ``httpx`` over HTTP/2 on its own connection, gets
 its requests answered before, during and after the attack.
 """
@@ -40,7 +40,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # error codes (RFC 9113 7)
 NO_ERROR, PROTOCOL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM = 0x0, 0x1, 0x6, 0x7
 CANCEL, ENHANCE_YOUR_CALM = 0x8, 0xB
-# the guards' numbers, as squall.protocols.http2.connection sets them
+# the guards' numbers, as squall.protocols.http2 sets them (guard.py and H2Limits)
 CHEAP_BURST = 1000
 CONTROL_QUEUE_LIMIT = 1000
 RESET_MIN_STREAMS = 200
@@ -609,7 +609,7 @@ def _stall_and_queue_control_frames(srv) -> tuple[Attacker, object]:
         for i in range(300)
     )
     attacker.send(bad_priority, *_ping_flood(attacker, 800))
-    wait_until(lambda: conn.h2.proto.closed, what="the server to give up")
+    wait_until(lambda: conn.handler.proto.closed, what="the server to give up")
     return attacker, conn
 
 
@@ -618,7 +618,7 @@ def test_control_frame_queue_is_bounded(serve, good):
     srv = serve(make_app([], stop=stop))
     client = good(srv)
     attacker, conn = _stall_and_queue_control_frames(srv)
-    assert conn.h2.proto.control_queued == CONTROL_QUEUE_LIMIT + 1
+    assert conn.handler.proto.control_queued == CONTROL_QUEUE_LIMIT + 1
     client.check("while an attacker does not read")
     stop.set()
     # once the attacker reads, it finds the GOAWAY behind everything queued, then EOF
@@ -699,6 +699,6 @@ def test_reset_streams_count_until_their_apps_return(serve, good):
     client.check("while five reset streams still run")
 
     gate.open()
-    wait_until(lambda: not [c for c in connections(srv) if c.h2 and c.h2.running])
+    wait_until(lambda: not [c for c in connections(srv) if getattr(c.handler, "running", 0)])
     attacker.send(HeadersFrame(13, attacker.block("/block"), flags=["END_HEADERS", "END_STREAM"]))
     assert attacker.response(13) == (200, b"ok /block")

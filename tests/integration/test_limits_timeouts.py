@@ -352,7 +352,7 @@ def test_head_begun_during_a_response_gets_408(start, socks, http_impl):
     client.send(request("GET", "/gate"))
     wait_until(lambda: rec.calls == ["/gate"], 2, "the first request to run")
     client.send(b"GET /two HTTP/1.1\r\nHo")  # the next head begins, then stalls
-    proto = connections(srv)[0].proto
+    proto = connections(srv)[0].handler.proto
     # the parser has those bytes (httptools: inside a head; h11: collecting one)
     wait_until(lambda: proto.in_head, 2)
     rec.gate.open()
@@ -440,7 +440,7 @@ def test_stalled_body_of_pipelined_request_gets_408(start, socks, http_impl):
     wait_until(lambda: conn._timer is None, 2, "the keep-alive timer to pass")
     # pipelined: a body that stalls after 10 of 100 bytes
     client.send(request("POST", "/echo", headers=[("Content-Length", "100")]) + b"0123456789")
-    wait_until(lambda: conn._pipeline, 2, "the pipelined request to be queued")
+    wait_until(lambda: conn.handler._pipeline, 2, "the pipelined request to be queued")
     rec.gate.open()
     first = parse_response(client.response())
     assert first.status == 200

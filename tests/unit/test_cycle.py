@@ -69,8 +69,7 @@ def make_cycle(expect_continue: bool = False) -> tuple[HTTPCycle, FakeSink]:
 
 
 async def run_app(cycle: HTTPCycle, app: Callable[..., Awaitable[Any]]) -> None:
-    """``cycle.run(app)`` with a task set of its own."""
-    await cycle.run(app, set())
+    await cycle.run(app)
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -92,7 +92,6 @@ class HTTPCycle:
         "start_time",
         "state",
         "status",
-        "task",
         "trailers",
     )
 
@@ -110,7 +109,6 @@ class HTTPCycle:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.start_time = 0.0
-        self.task: asyncio.Task[None] | None = None
         self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
         self.sent = 0  # response body bytes, for the access log
 
@@ -137,6 +135,17 @@ class HTTPCycle:
     def disconnect(self) -> None:
         self.disconnected = True
         self._wake()
+
+    def preempt(self, status: int) -> bool:
+        """The server answers in the app's place (a timeout, a body over the limit, an
+        app failure). True if nothing was sent yet: the cycle is now done with
+        ``status`` and the owner sends that answer; False if the response began."""
+        if self.state == IDLE or self.state == HELD:
+            self.state = DONE
+            self.status = status
+            self._wake()
+            return True
+        return False
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -302,8 +311,8 @@ class HTTPCycle:
             sink.response_complete(self)
             self._wake()
 
-    async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
-        """Run the app for this request; ``tasks`` tracks running cycles."""
+    async def run(self, app: ASGIApp) -> None:
+        """Run the app for this request."""
         try:
             # through Any: the declared return type is None, and compiled code would
             # drop the value an app wrongly returns
@@ -314,9 +323,6 @@ class HTTPCycle:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
             return
-        finally:
-            if self.task is not None:
-                tasks.discard(self.task)
         if result is not None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             if self.state != DONE:

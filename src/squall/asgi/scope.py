@@ -11,14 +11,6 @@ if TYPE_CHECKING:
     from squall.protocols.http1.head import RequestHead
 
 
-HTTP_EXTENSIONS: dict[str, Any] = {
-    "http.response.trailers": {},
-    "http.response.early_hint": {},
-    "http.response.pathsend": {},
-    "http.response.zerocopysend": {},
-}
-
-
 class ConnInfo:
     """What a connection knows about its two ends, shared by its requests."""
 
@@ -26,7 +18,6 @@ class ConnInfo:
         "alpn",
         "client",
         "client_label",
-        "extensions",
         "scheme",
         "server",
         "tls",
@@ -49,8 +40,6 @@ class ConnInfo:
         self.client_label = format_address(client)
         self.alpn = alpn  # the protocol TLS negotiated
         self.tls = tls  # the ASGI "tls" extension, for TLS connections
-        # scope["extensions"] of this connection's HTTP requests
-        self.extensions = HTTP_EXTENSIONS if tls is None else {**HTTP_EXTENSIONS, "tls": tls}
 
 
 def format_address(addr: tuple[str, int] | None) -> str:
@@ -129,7 +118,21 @@ def http_scope(
         "query_string": query,
         "headers": head.headers,
         "state": state.copy(),
-        "extensions": info.extensions,
+        # a new dict per request: an app or middleware may add to it
+        "extensions": {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+        }
+        if info.tls is None
+        else {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+            "tls": dict(info.tls),
+        },
     }
 
 
@@ -148,5 +151,5 @@ def websocket_scope(
     scope["subprotocols"] = subprotocols
     scope["extensions"] = {"websocket.http.response": {}}
     if info.tls is not None:
-        scope["extensions"]["tls"] = info.tls
+        scope["extensions"]["tls"] = dict(info.tls)
     return scope

@@ -1,16 +1,22 @@
-"""Serving an HTTP/2 connection: streams run through the shared ASGI cycle.
+"""The HTTP/2 handler: streams run through the shared ASGI cycle.
 
-A :class:`Connection` that negotiated HTTP/2 (ALPN ``h2``, the cleartext
-preface, or an ``Upgrade: h2c`` request) hands its bytes to an
-:class:`H2Session`. The session is the owner of the sans-I/O
-:class:`~squall.protocols.http2.connection.H2Protocol`: it turns new streams into
-:class:`~squall.asgi.http.HTTPCycle` objects (or, for an extended CONNECT,
-WebSocket sessions), and writes what the protocol queues, once per loop turn,
-so that the answers of many streams share one write.
+A connection that negotiated HTTP/2 (ALPN ``h2``, the cleartext preface, or
+an ``Upgrade: h2c`` request) is served by an :class:`H2Handler`, the owner of
+the sans-I/O :class:`~squall.protocols.http2.H2Protocol`. Each new stream goes
+through the one admission path (:mod:`squall.connection.admit`) and becomes
+an :class:`~squall.asgi.http.HTTPCycle` (or, for an extended CONNECT, a
+WebSocket session); what the protocol queues is written once per loop turn,
+so the answers of many streams share one write.
 
 Streams are started after the whole read is parsed, so a stream reset in the
 same read (Rapid Reset) never starts the app. Apps still running after their
 stream was reset count against the stream limit until they return.
+
+Deadlines: the connection's keep-alive deadline runs while no stream is
+open (then GOAWAY and close). Each stream has the request-body and
+write-stall deadlines of an HTTP/1.1 connection (:mod:`squall.connection.h2deadlines`):
+a stalled body gets 408 (or RST_STREAM once the response began), a stream the
+peer gives no window for ``--timeout-write`` is reset; the connection lives on.
 """
 
 from __future__ import annotations
@@ -19,30 +25,32 @@ import logging
 from typing import TYPE_CHECKING
 
 from squall.asgi.http import HTTPCycle
-from squall.asgi.scope import http_scope, websocket_scope
-from squall.asgi.websocket import WebSocketSession
+from squall.connection.admit import Refusal, admit_http, admit_websocket, websocket_session
+from squall.connection.h2deadlines import StreamDeadlines
 from squall.connection.h2streams import H2Stream, H2WebSocketSink
-from squall.middleware.proxy_headers import apply_proxy_headers
+from squall.connection.port import Deadline
 from squall.protocols import http2 as h2
-from squall.protocols.http1.head import ParseError
 from squall.protocols.http2.fields import response_fields
-from squall.protocols.websocket.handshake import HandshakeError, check_handshake
+from squall.protocols.http2.hpack import STATUS_FIELDS
 
 if TYPE_CHECKING:
-    from squall.connection.state import ServerState
-    from squall.connection.transport import Connection
+    from collections.abc import Callable
+
+    from squall.connection.port import ConnectionPort, Switch
     from squall.protocols.http1.head import RequestHead
 
 logger = logging.getLogger("squall.error")
 
 
-class H2Session:
+class H2Handler:
     __slots__ = (
         "_flush_scheduled",
         "_new",
-        "conn",
-        "idle_since",
+        "deadlines",
+        "held",
+        "interim",
         "loop",
+        "port",
         "proto",
         "requests",
         "running",
@@ -50,21 +58,35 @@ class H2Session:
         "streams",
     )
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.server: ServerState = conn.server
-        self.loop = conn.loop
+    def __init__(
+        self, port: ConnectionPort, interim: Callable[[ConnectionPort], None] | None = None
+    ) -> None:
+        self.port = port
+        self.server = port.server
+        self.loop = port.loop
         self.proto: h2.H2Protocol = h2.H2Protocol(self, self.server.h2_limits)
         self.streams: dict[int, H2Stream | H2WebSocketSink] = {}
         self.running = 0  # apps still running, reset streams included
         self.requests = 0
         self._new: list[H2Stream | H2WebSocketSink] = []
         self._flush_scheduled = False
-        self.idle_since = True
+        # h2c: until the shell holds this handler, the connection still speaks
+        # HTTP/1.1 (the upgrade request's body): nothing is written, and a
+        # 100 Continue goes out through ``interim``
+        self.held = interim is not None
+        self.interim = interim
+        self.deadlines = StreamDeadlines(self)
 
-    # -- fed by the connection
+    # -- Handler
 
-    def feed(self, data: bytes) -> None:
+    def attached(self) -> None:
+        self.held = False
+        self.interim = None
+        self.schedule_flush()  # the server preface (and what was held)
+        if not self.streams:
+            self.port.set_deadline(Deadline.KEEP_ALIVE, self.server.config.timeout_keep_alive)
+
+    def feed(self, data: bytes) -> Switch | None:
         proto = self.proto
         proto.feed(data)
         new = self._new
@@ -77,6 +99,36 @@ class H2Session:
         self.schedule_flush()
         if proto.goaway_sent and not self.streams:  # window updates may have let the rest go
             self.maybe_close()
+        return None
+
+    def eof_received(self) -> None:
+        pass  # connection_lost follows: every stream learns of it there
+
+    def connection_lost(self) -> None:
+        streams = list(self.streams.values())
+        self.streams.clear()
+        for stream in streams:
+            stream.gone()
+
+    def deadline_expired(self, kind: Deadline) -> None:
+        if kind == Deadline.STREAMS:
+            self.deadlines.expired()
+        elif not self.streams and not self.proto.blocked:  # keep-alive: idle for too long
+            self.proto.goaway()
+            self._flush()
+            self.port.close()
+
+    def shutdown(self) -> None:
+        """Graceful: GOAWAY with the last stream id; close once those streams finish."""
+        self.proto.goaway()
+        for stream in list(self.streams.values()):
+            if isinstance(stream, H2WebSocketSink):
+                stream.session.shutdown()
+        self._flush()
+        self.maybe_close()
+
+    def gauge(self) -> tuple[str, int]:
+        return "h2", sum(1 for s in self.streams.values() if s.is_websocket)
 
     def upgrade(self, head: RequestHead, settings: bytes) -> HTTPCycle:
         """h2c: the HTTP/1.1 request that asked for the upgrade is stream 1."""
@@ -88,26 +140,9 @@ class H2Session:
         stream.start()  # now: its app reads the body as it comes
         return stream.cycle
 
-    def connection_lost(self) -> None:
-        streams = list(self.streams.values())
-        self.streams.clear()
-        for stream in streams:
-            stream.gone()
-
-    def shutdown(self) -> None:
-        """Graceful: GOAWAY with the last stream id; close once those streams finish."""
-        self.proto.goaway()
-        for stream in list(self.streams.values()):
-            if isinstance(stream, H2WebSocketSink):
-                stream.session.shutdown()
-        self._flush()
-        self.maybe_close()
-
-    def idle_timeout(self) -> None:
-        if not self.streams:
-            self.proto.goaway()
-            self._flush()
-            self.conn.close()
+    def fail_settings(self) -> None:
+        """h2c with HTTP2-Settings that do not parse: a connection error after the 101."""
+        self.proto.fail(h2.PROTOCOL_ERROR, "Invalid HTTP2-Settings")
 
     def maybe_close(self) -> None:
         """After GOAWAY: close once every stream is done, its data sent (not just queued
@@ -115,7 +150,7 @@ class H2Session:
         proto = self.proto
         if proto.closed or (proto.goaway_sent and not self.streams and not proto.streams):
             self._flush()
-            self.conn.close()
+            self.port.close()
 
     # -- output
 
@@ -126,17 +161,27 @@ class H2Session:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        proto = self.proto
-        conn = self.conn
-        if conn.upgrading:  # h2c: nothing before the 101, which waits for the request body
+        if self.held:  # h2c: nothing before the 101, which waits for the request body
             return
+        proto = self.proto
+        port = self.port
         data = proto.data_to_send()
-        if data and not conn.closing:
-            conn.transport.write(data)
-            if not conn.transport.get_write_buffer_size():
+        if data and not port.closing:
+            port.write(data)
+            if not port.write_buffer_size():
                 proto.control_queued = 0
+            if proto.blocked:
+                self.deadlines.writes_blocked()
         if proto.closed:
-            conn.close()
+            port.close()
+
+    def send_continue(self, stream_id: int) -> None:
+        interim = self.interim
+        if interim is not None:  # h2c: the body still comes as HTTP/1.1, so does the 100
+            interim(self.port)
+            return
+        self.proto.send_informational(stream_id, STATUS_FIELDS[100])
+        self.schedule_flush()
 
     # -- H2Events
 
@@ -149,7 +194,7 @@ class H2Session:
             return
         self._http_stream(stream_id, head, end_stream)
 
-    def _admit(self, stream_id: int) -> bool:
+    def _room(self, stream_id: int) -> bool:
         if self.running >= self.proto.limits.max_concurrent_streams:
             # apps of reset streams are still running: no new work until they return
             self.proto.reset(stream_id, h2.REFUSED_STREAM)
@@ -157,67 +202,35 @@ class H2Session:
         return True
 
     def _http_stream(self, stream_id: int, head: RequestHead, end_stream: bool) -> H2Stream | None:
-        if not self._admit(stream_id):
+        if not self._room(stream_id):
             return None
         server = self.server
-        app = server.app
+        scope, app = admit_http(server, self.port.info, head)
         self.requests += 1
-        per_connection = server.config.max_requests_per_connection
+        per_connection = server.max_requests_per_connection
         if per_connection is not None and self.requests >= per_connection:
             self.proto.goaway()  # this stream is served; later ones go elsewhere
-        if server.health_path is not None and head.target == server.health_path:
-            app = server.health
-        elif server.limit_concurrency is not None and server.over_capacity():
-            logger.warning("Exceeded concurrency limit.")
-            app = server.refusal(503, "Service Unavailable")
-        elif server.limit_request_body is not None and head.content_length > (
-            server.limit_request_body
-        ):
-            logger.info("%s - Request body too large: 413", self.conn.info.client_label)
-            app = server.refusal(413, "Request Entity Too Large")
-        info = self.conn.info
-        try:
-            scope = http_scope(head, info, server.root_path, server.state)
-        except ParseError as exc:
-            app = server.refusal(exc.status, exc.reason)
-            scope = http_scope(_placeholder(head), info, server.root_path, server.state)
-        if info.trusted and head.forwarded:
-            apply_proxy_headers(scope, server.trusted_hosts)
         stream = H2Stream(self, stream_id, head, app)
         cycle = stream.cycle = HTTPCycle(scope, stream, head.expect_continue)
         if end_stream:
             cycle.body_complete = True
+        else:
+            self.deadlines.body_started(stream)
         self.streams[stream_id] = stream
         self._new.append(stream)
         return stream
 
     def _websocket_stream(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
-        if not self._admit(stream_id):
+        if not self._room(stream_id):
             return
         server = self.server
-        config = server.config
         sink = H2WebSocketSink(self, stream_id, head)
         try:
-            handshake = check_handshake(
-                head.method, head.headers, config.ws_per_message_deflate, http2=True
-            )
-        except HandshakeError as exc:
+            scope, handshake = admit_websocket(server, self.port.info, head, http2=True)
+        except Refusal as exc:
             sink.send_response(exc.status, exc.headers, exc.reason.encode(), False)
             return
-        scope = websocket_scope(head, self.conn.info, server.root_path, server.state, [])
-        scope["subprotocols"] = handshake.subprotocols
-        scope["http_version"] = "2"
-        if self.conn.info.trusted and head.forwarded:
-            apply_proxy_headers(scope, server.trusted_hosts)
-        sink.session = WebSocketSession(
-            scope,
-            sink,
-            handshake,
-            max_size=config.ws_max_size,
-            max_queue=config.ws_max_queue,
-            ping_interval=config.ws_ping_interval,
-            ping_timeout=config.ws_ping_timeout,
-        )
+        sink.session = websocket_session(server, scope, sink, handshake)
         self.streams[stream_id] = sink
         self._new.append(sink)
 
@@ -259,10 +272,16 @@ class H2Session:
         if self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
         if not self.streams:
-            self.conn.h2_idle()
+            if self.proto.blocked:  # responses still wait for the peer's window
+                self.deadlines.writes_blocked()
+            else:
+                self.went_idle()
         self.maybe_close()
 
+    def body_received(self, stream: H2Stream) -> None:
+        self.deadlines.body_received(stream)
 
-def _placeholder(head: RequestHead) -> RequestHead:
-    head.target = b"/"
-    return head
+    def went_idle(self) -> None:
+        """No stream is open: the keep-alive deadline runs."""
+        self.deadlines.idle()
+        self.port.set_deadline(Deadline.KEEP_ALIVE, self.server.config.timeout_keep_alive)

@@ -1,4 +1,4 @@
-"""The two kinds of HTTP/2 stream an :class:`~squall.connection.h2.H2Session` serves.
+"""The two kinds of HTTP/2 stream an :class:`~squall.connection.h2.StreamOwner` serves.
 
 * :class:`H2Stream`: a request stream, the :class:`~squall.asgi.http.ResponseSink`
   of its HTTP cycle (the same cycle as HTTP/1.1).
@@ -15,36 +15,64 @@ import asyncio
 import logging
 import os
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from squall.asgi.http import DONE, HELD, IDLE, HTTPCycle
+from squall.asgi.http import DONE
+from squall.connection.admit import start, start_session
 from squall.connection.sendfile import FileShorterThanCount
 from squall.errors import ResponseError
 from squall.protocols import http2 as h2
 from squall.protocols.http2.fields import response_fields
-from squall.protocols.http2.hpack import STATUS_FIELDS, encode_field
+from squall.protocols.http2.hpack import encode_field
 
 if TYPE_CHECKING:
+    from squall.asgi.http import HTTPCycle
     from squall.asgi.websocket import WebSocketSession
-    from squall.connection.h2 import H2Session
+    from squall.connection.port import ConnectionPort
+    from squall.connection.state import ServerState
     from squall.protocols.http1.head import RequestHead
     from squall.protocols.websocket.handshake import Handshake
 
 logger = logging.getLogger("squall.error")
 
 _BODYLESS = frozenset([*range(100, 200), 204, 304])
+_MESSAGES = {
+    408: b"Request Timeout\n",
+    413: b"Request Entity Too Large\n",
+    500: b"Internal Server Error\n",
+    503: b"Service Unavailable\n",
+}
+
+
+class StreamOwner(Protocol):
+    """What a stream uses of its connection's HTTP/2 handler."""
+
+    port: ConnectionPort
+    server: ServerState
+    loop: asyncio.AbstractEventLoop
+    proto: h2.H2Protocol
+    streams: dict[int, H2Stream | H2WebSocketSink]
+    running: int
+    held: bool
+
+    def schedule_flush(self) -> None: ...
+    def stream_done(self, stream: H2Stream | H2WebSocketSink) -> None: ...
+    def send_continue(self, stream_id: int) -> None: ...
+    def body_received(self, stream: H2Stream) -> None: ...
+    def went_idle(self) -> None: ...
 
 
 class _StreamWriter:
     """What both kinds of stream share: waiting for the peer's window and the transport."""
 
-    __slots__ = ("_waiter", "conn_session", "id", "proto")
+    __slots__ = ("_waiter", "body_deadline", "conn_session", "id", "proto")
 
-    def __init__(self, h2session: H2Session, stream_id: int) -> None:
+    def __init__(self, h2session: StreamOwner, stream_id: int) -> None:
         self.conn_session = h2session
         self.proto: h2.H2Protocol = h2session.proto
         self.id = stream_id
         self._waiter: asyncio.Future[None] | None = None
+        self.body_deadline = 0.0  # when the request body times out (0: not timed)
 
     def wake(self) -> None:
         waiter = self._waiter
@@ -56,12 +84,12 @@ class _StreamWriter:
     @property
     def write_paused(self) -> bool:
         owner = self.conn_session
-        return owner.conn.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
+        return owner.port.write_paused or self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER
 
     async def drain(self) -> None:
         owner = self.conn_session
-        if owner.conn.write_paused:
-            await owner.conn.drain()
+        if owner.port.write_paused:
+            await owner.port.drain()
         while self.id in owner.streams and self.proto.buffered(self.id) >= h2.WRITE_HIGH_WATER:
             waiter = self._waiter = owner.loop.create_future()
             await waiter
@@ -72,9 +100,18 @@ class H2Stream(_StreamWriter):
 
     is_websocket = False
 
-    __slots__ = ("_received", "_remaining", "app", "cycle", "head", "head_only", "session")
+    __slots__ = (
+        "_received",
+        "_remaining",
+        "app",
+        "body_paused",
+        "cycle",
+        "head",
+        "head_only",
+        "session",
+    )
 
-    def __init__(self, session: H2Session, stream_id: int, head: RequestHead, app: Any) -> None:
+    def __init__(self, session: StreamOwner, stream_id: int, head: RequestHead, app: Any) -> None:
         super().__init__(session, stream_id)
         self.session = session
         self.head = head
@@ -83,6 +120,7 @@ class H2Stream(_StreamWriter):
         self.head_only = head.method == "HEAD"
         self._remaining = -1  # declared response content-length still to send
         self._received = 0  # request body bytes, for --limit-request-body
+        self.body_paused = False  # the app holds more body than it has read
 
     def start(self) -> None:
         session = self.session
@@ -91,10 +129,7 @@ class H2Stream(_StreamWriter):
         if server.timed:
             cycle.start_time = perf_counter()
         session.running += 1
-        task = session.loop.create_task(cycle.run(self.app, server.tasks))
-        cycle.task = task
-        server.tasks.add(task)
-        task.add_done_callback(self._app_returned)
+        start(server, cycle.run(self.app)).add_done_callback(self._app_returned)
 
     def _app_returned(self, task: asyncio.Task[None]) -> None:
         self.session.running -= 1
@@ -114,29 +149,45 @@ class H2Stream(_StreamWriter):
                 self.proto.consumed(self.id, len(data))
             else:
                 cycle.feed_body(data)
+            if self.body_deadline:
+                self.session.body_received(self)
         if end_stream:
+            self.body_deadline = 0.0
             cycle.end_body()
 
     def _body_too_large(self) -> None:
         """Over --limit-request-body: 413 if nothing was answered, else a reset."""
-        cycle = self.cycle
+        logger.info("%s - Request body too large: 413", self.session.port.info.client_label)
+        self.cycle.disconnect()
+        self._answer(413, h2.CANCEL)
+
+    def body_timeout(self) -> None:
+        """The request body stalled: 408 if nothing was answered, else a reset."""
+        self.cycle.disconnect()
+        self._answer(408, h2.CANCEL)
+
+    def _answer(self, status: int, code: int) -> None:
+        """Answer ``status`` in the app's place if nothing was sent, else reset with
+        ``code``; the stream is done either way."""
         session = self.session
-        logger.info("%s - Request body too large: 413", session.conn.info.client_label)
-        if cycle.state == IDLE or cycle.state == HELD:
-            cycle.state = DONE
-            cycle.status = 413
-            message = b"Request Entity Too Large\n"
+        cycle = self.cycle
+        if cycle.preempt(status):
+            message = _MESSAGES[status]
             block, _ = response_fields(
-                413,
-                [(b"content-type", b"text/plain; charset=utf-8")],
+                status,
+                [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(message)),
+                ],
                 session.server.h2_defaults,
             )
-            length = encode_field(b"content-length", b"%d" % len(message))
-            self.proto.send_headers(self.id, block + length, False)
+            self.proto.send_headers(self.id, block, False)
             self.proto.send_data(self.id, message, True)
+            if session.server.timed:
+                session.server.response_done(cycle, session.port.info, "h2")
         else:
-            self.proto.reset(self.id, h2.CANCEL)
-        cycle.disconnect()
+            self.proto.reset(self.id, code)
+        self.body_deadline = 0.0
         session.schedule_flush()
         session.stream_done(self)
 
@@ -190,12 +241,7 @@ class H2Stream(_StreamWriter):
             self.session.schedule_flush()
 
     def send_continue(self, cycle: HTTPCycle) -> None:
-        conn = self.session.conn
-        if conn.upgrading:  # h2c: the body still comes as HTTP/1.1, so does the 100
-            conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            return
-        self.proto.send_informational(self.id, STATUS_FIELDS[100])
-        self.session.schedule_flush()
+        self.session.send_continue(self.id)
 
     def send_informational(
         self, cycle: HTTPCycle, status: int, headers: list[tuple[bytes, bytes]]
@@ -239,40 +285,23 @@ class H2Stream(_StreamWriter):
         server = session.server
         server.total_requests += 1
         if server.timed:
-            server.response_done(cycle, session.conn.info, "h2")
+            server.response_done(cycle, session.port.info, "h2")
+        self.body_deadline = 0.0
         session.stream_done(self)
 
     def cycle_failed(self, cycle: HTTPCycle, status: int) -> None:
-        session = self.session
-        if cycle.state == IDLE or cycle.state == HELD:
-            cycle.state = DONE
-            cycle.status = status
-            message = b"Internal Server Error\n" if status == 500 else b"Service Unavailable\n"
-            block, _ = response_fields(
-                status,
-                [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"%d" % len(message)),
-                ],
-                session.server.h2_defaults,
-            )
-            self.proto.send_headers(self.id, block, False)
-            self.proto.send_data(self.id, message, True)
-            if session.server.timed:
-                session.server.response_done(cycle, session.conn.info, "h2")
-        else:
-            self.proto.reset(self.id, h2.INTERNAL_ERROR)
-        session.schedule_flush()
-        session.stream_done(self)
+        self._answer(status, h2.INTERNAL_ERROR)
 
     def pause_reading(self) -> None:
         """Flow control is the stream window: the body stops when it is spent.
         Only an h2c upgrade request's body comes as HTTP/1.1: that pauses the socket."""
-        if self.session.conn.upgrading:
-            self.session.conn.pause_reading()
+        self.body_paused = True
+        if self.session.held:
+            self.session.port.pause_reading()
 
     def resume_reading(self) -> None:
-        self.session.conn.resume_reading()
+        self.body_paused = False
+        self.session.port.resume_reading()
 
     def consumed(self, size: int) -> None:
         self.proto.consumed(self.id, size)
@@ -286,7 +315,7 @@ class H2WebSocketSink(_StreamWriter):
 
     __slots__ = ("ended", "h2", "head", "held", "paused", "session")
 
-    def __init__(self, h2session: H2Session, stream_id: int, head: RequestHead) -> None:
+    def __init__(self, h2session: StreamOwner, stream_id: int, head: RequestHead) -> None:
         super().__init__(h2session, stream_id)
         self.h2 = h2session
         self.head = head
@@ -299,17 +328,11 @@ class H2WebSocketSink(_StreamWriter):
 
     def start(self) -> None:
         h2 = self.h2
-        server = h2.server
-        if server.timed:
-            self.session.start_time = perf_counter()
         h2.running += 1
-        task = h2.loop.create_task(self.session.run(server.app))
-        server.tasks.add(task)
-        task.add_done_callback(self._app_returned)
+        start_session(h2.server, self.session).add_done_callback(self._app_returned)
 
     def _app_returned(self, task: asyncio.Task[None]) -> None:
         self.h2.running -= 1
-        self.h2.server.tasks.discard(task)
 
     # -- from the H2 session
 
@@ -388,6 +411,6 @@ class H2WebSocketSink(_StreamWriter):
     def session_done(self, session: WebSocketSession) -> None:
         h2 = self.h2
         if h2.server.timed:
-            h2.server.response_done(session, h2.conn.info, "websocket")
+            h2.server.response_done(session, h2.port.info, "websocket")
         if self.ended:
             h2.stream_done(self)

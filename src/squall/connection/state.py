@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import quote
 
 from squall.asgi.scope import ConnInfo
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from squall.asgi.types import ASGIApp, Receive, Scope, Send
     from squall.asgi.websocket import WebSocketSession
     from squall.config.options import Config
-    from squall.connection.transport import Connection
     from squall.protocols.http1.base import HTTP1
     from squall.protocols.http1.head import H1Events
     from squall.protocols.proxy import ProxyInfo
@@ -44,6 +43,17 @@ logger = logging.getLogger("squall.error")
 
 # (the cycle or WebSocket session, its connection, its duration in seconds)
 AccessHook: TypeAlias = Callable[["HTTPCycle | WebSocketSession", ConnInfo, float], None]
+
+
+class Served(Protocol):
+    """What the server's bookkeeping needs of a connection (the shell)."""
+
+    @property
+    def closing(self) -> bool: ...
+    def unpark(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
+    def gauge(self) -> tuple[str, int]: ...
 
 
 class ServerState:
@@ -59,7 +69,7 @@ class ServerState:
         self.config = config
         self.app = app
         self.loop = loop
-        self.connections: set[Connection] = set()
+        self.connections: set[Served] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.total_requests = 0
         self.shutting_down = False
@@ -70,8 +80,9 @@ class ServerState:
         self.limit_concurrency = config.limit_concurrency
         self.limit_request_body = config.limit_request_body
         self.max_requests_per_connection = config.max_requests_per_connection
-        self.request_checks = bool(config.health_path or config.limit_request_body is not None) or (
-            config.max_requests_per_connection is not None
+        # any of the optional admission rules (squall.connection.admit)
+        self.request_checks = bool(config.health_path) or (
+            config.limit_concurrency is not None or config.limit_request_body is not None
         )
         self.limit_connections = config.limit_connections  # or lower: see descriptor_cap
         self.limit_name = "--limit-connections"
@@ -79,7 +90,7 @@ class ServerState:
         self.pause_accepting: Callable[[], None] | None = None
         self.resume_accepting: Callable[[], None] | None = None
         self._accepting = True
-        self._parked: deque[Connection] = deque()  # accepted over the limit, not yet served
+        self._parked: deque[Served] = deque()  # accepted over the limit, not yet served
         self.websockets = config.ws != "none"
         self.access_log = config.access_log and access_logger.hasHandlers()
         self.access_hook: AccessHook | None = None  # replaces the logger when set
@@ -215,7 +226,7 @@ class ServerState:
             "cipher_suite": self._cipher_ids.get(cipher[0]) if cipher else None,
         }
 
-    def connection_opened(self, conn: Connection) -> bool:
+    def connection_opened(self, conn: Served) -> bool:
         """--limit-connections: at the limit, stop accepting (the backlog holds the rest).
 
         False: ``conn`` is over the limit (a loop may accept several at once) and
@@ -238,9 +249,9 @@ class ServerState:
     def close_parked(self) -> None:
         """Shutdown: connections still waiting for a slot are closed unserved."""
         while self._parked:
-            self._parked.popleft().transport.close()
+            self._parked.popleft().shutdown()
 
-    def connection_closed(self, conn: Connection) -> None:
+    def connection_closed(self, conn: Served) -> None:
         limit = self.limit_connections
         if limit is None:
             return

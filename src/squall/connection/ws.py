@@ -1,108 +1,120 @@
-"""Switching an HTTP/1.1 connection to WebSocket.
+"""The WebSocket handler: an HTTP/1.1 connection after ``Upgrade: websocket``.
 
-:func:`start_websocket` is called by the connection for a request with
-``Upgrade: websocket``. It validates the handshake (refusing a bad one with
-the status RFC 6455 asks for), builds the scope, and starts the app with a
-:class:`~squall.asgi.websocket.WebSocketSession` whose sink,
-:class:`H1WebSocketSink`, writes through the connection.
+The HTTP/1 handler admits the upgrade request (:func:`start_websocket`) and
+switches the connection to a :class:`WSHandler`, which feeds every read to
+the :class:`~squall.asgi.websocket.WebSocketSession` and is that session's
+sink: it writes the handshake answer (101), a denial response, and frames.
 """
 
 from __future__ import annotations
 
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from squall.asgi.scope import websocket_scope
-from squall.asgi.websocket import WebSocketSession
-from squall.middleware.proxy_headers import apply_proxy_headers
-from squall.protocols.websocket.handshake import HandshakeError, accept_response, check_handshake
+from squall.connection.admit import (
+    Refusal,
+    admit_websocket,
+    start_session,
+    websocket_session,
+)
+from squall.protocols.websocket.handshake import accept_response
 
 if TYPE_CHECKING:
-    from squall.connection.transport import Connection
+    from squall.asgi.websocket import WebSocketSession
+    from squall.connection.port import ConnectionPort, Deadline, Switch
+    from squall.protocols.http1.base import HTTP1
     from squall.protocols.http1.head import RequestHead
     from squall.protocols.websocket.handshake import Handshake
 
 
-def start_websocket(conn: Connection, head: RequestHead) -> WebSocketSession | None:
-    """Start a WebSocket session for ``head``; None if the handshake was refused."""
-    server = conn.server
-    config = server.config
+def start_websocket(port: ConnectionPort, proto: HTTP1, head: RequestHead) -> WSHandler | None:
+    """Admit an upgrade request; the handler to switch to, or None if refused
+    (the refusal has been written and the connection is closing)."""
+    server = port.server
     head.keep_alive = False  # for any HTTP answer: a refusal or a denial
     try:
-        handshake = check_handshake(head.method, head.headers, config.ws_per_message_deflate)
-    except HandshakeError as exc:
+        scope, handshake = admit_websocket(server, port.info, head)
+    except Refusal as exc:
         body = exc.reason.encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), *exc.headers]
-        conn.write(
-            conn.proto.response_head(exc.status, headers, server.default_headers, head, body, False)
-        )
-        conn.close()
+        defaults = server.default_headers
+        port.write(proto.response_head(exc.status, headers, defaults, head, body, False))
+        port.close()
         return None
-    scope = websocket_scope(head, conn.info, server.root_path, server.state, handshake.subprotocols)
-    if conn.info.trusted and head.forwarded:
-        apply_proxy_headers(scope, server.trusted_hosts)
     head.switching = True
-    session = WebSocketSession(
-        scope,
-        H1WebSocketSink(conn, head),
-        handshake,
-        max_size=config.ws_max_size,
-        max_queue=config.ws_max_queue,
-        ping_interval=config.ws_ping_interval,
-        ping_timeout=config.ws_ping_timeout,
-    )
-    if server.timed:
-        session.start_time = perf_counter()
-    task = conn.loop.create_task(session.run(server.app))
-    server.tasks.add(task)
-    task.add_done_callback(server.tasks.discard)
-    return session
+    handler = WSHandler(port, proto, head)
+    handler.session = websocket_session(server, scope, handler, handshake)
+    start_session(server, handler.session)
+    return handler
 
 
-class H1WebSocketSink:
-    """The WebSocket session's view of an HTTP/1.1 connection."""
+class WSHandler:
+    """The connection's handler after the upgrade, and the session's sink."""
 
-    __slots__ = ("conn", "head", "write")
+    __slots__ = ("head", "port", "proto", "session", "write")
 
-    def __init__(self, conn: Connection, head: RequestHead) -> None:
-        self.conn = conn
+    def __init__(self, port: ConnectionPort, proto: HTTP1, head: RequestHead) -> None:
+        self.port = port
+        self.proto = proto  # encodes a denial response as HTTP/1.1
         self.head = head
-        self.write = conn.write  # the hot path: no extra call per frame
+        self.session: WebSocketSession = None  # type: ignore[assignment]
+        self.write = port.write  # the hot path: no extra call per frame
+
+    # -- Handler
+
+    def attached(self) -> None:
+        self.port.clear_deadline()  # the session keeps its own (pings, close)
+
+    def feed(self, data: bytes) -> Switch | None:
+        self.session.feed(data)
+        return None
+
+    def eof_received(self) -> None:
+        pass  # connection_lost follows and ends the session
+
+    def connection_lost(self) -> None:
+        self.session.connection_lost()
+
+    def deadline_expired(self, kind: Deadline) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        self.session.shutdown()
+
+    def gauge(self) -> tuple[str, int]:
+        return "websocket", 1
+
+    # -- WebSocketSink
 
     @property
     def write_paused(self) -> bool:
-        return self.conn.write_paused
+        return self.port.write_paused
 
     def close(self) -> None:
-        self.conn.close()
+        self.port.close()
 
     def pause_reading(self) -> None:
-        self.conn.pause_reading()
+        self.port.pause_reading()
 
     def resume_reading(self) -> None:
-        self.conn.resume_reading()
+        self.port.resume_reading()
 
     async def drain(self) -> None:
-        await self.conn.drain()
+        await self.port.drain()
 
     def send_accept(
         self, handshake: Handshake, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        defaults = self.conn.server.default_headers[0]
+        defaults = self.port.server.default_headers[0]
         self.write(accept_response(handshake, subprotocol, headers, defaults))
 
     def send_response(self, status: int, headers: Any, body: bytes, more_body: bool) -> None:
-        conn = self.conn
-        self.write(
-            conn.proto.response_head(
-                status, headers, conn.server.default_headers, self.head, body, more_body
-            )
-        )
+        defaults = self.port.server.default_headers
+        self.write(self.proto.response_head(status, headers, defaults, self.head, body, more_body))
 
     def send_response_body(self, body: bytes, more_body: bool) -> None:
-        self.write(self.conn.proto.response_body(body, more_body))
+        self.write(self.proto.response_body(body, more_body))
 
     def session_done(self, session: WebSocketSession) -> None:
-        server = self.conn.server
+        server = self.port.server
         if server.timed:
-            server.response_done(session, self.conn.info, "websocket")
+            server.response_done(session, self.port.info, "websocket")

@@ -341,7 +341,7 @@ class Server:
         for task in list(state.tasks):
             task.cancel()
         for conn in list(state.connections):
-            conn.transport.abort()
+            conn.abort()
         if self.force_exit:
             return
         for srv in self.servers:

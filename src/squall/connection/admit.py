@@ -1,0 +1,146 @@
+"""The one admission path: a parsed request head, from any protocol, becomes a
+started ASGI cycle or session, or a refusal.
+
+Every handler (HTTP/1.1 requests and upgrades, HTTP/2 streams and extended
+CONNECT) calls these functions; none builds a scope or picks an app itself.
+
+HTTP requests (:func:`admit_http`), in this order:
+
+1. the scope; a target that cannot be one (e.g. a bad ``:path`` on HTTP/2,
+   which no parser checked) is refused with 400;
+2. proxy headers, when the peer is a trusted proxy;
+3. the health path (``--health-path``) is answered by the server;
+4. over ``--limit-concurrency``: 503;
+5. a declared body over ``--limit-request-body``: 413.
+
+WebSocket handshakes (:func:`admit_websocket`): the handshake checks of RFC
+6455 (or RFC 8441 on HTTP/2), the scope, proxy headers; a refusal carries the
+status and headers to answer.
+
+Apps run in their own task (:func:`start`), tracked in the server's task set
+until they return, whatever task factory the loop has.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from squall.asgi.scope import http_scope, websocket_scope
+from squall.asgi.websocket import WebSocketSession
+from squall.middleware.proxy_headers import apply_proxy_headers
+from squall.protocols.http1.head import ParseError
+from squall.protocols.websocket.handshake import HandshakeError, check_handshake
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Coroutine
+
+    from squall.asgi.scope import ConnInfo
+    from squall.asgi.types import ASGIApp, Scope
+    from squall.asgi.websocket import WebSocketSink
+    from squall.connection.state import ServerState
+    from squall.protocols.http1.head import RequestHead
+    from squall.protocols.websocket.handshake import Handshake
+
+logger = logging.getLogger("squall.error")
+
+
+def admit_http(server: ServerState, info: ConnInfo, head: RequestHead) -> tuple[Scope, ASGIApp]:
+    """The scope of an HTTP request and the app that answers it.
+
+    A refusal is an app too (it answers with ``connection: close``); the caller
+    learns of it from ``head.keep_alive``, which is then false.
+    """
+    try:
+        scope = http_scope(head, info, server.root_path, server.state)
+    except ParseError as exc:
+        logger.info("%s - %s: %d", info.client_label, exc.reason, exc.status)
+        head.keep_alive = False
+        head.target = b"/"
+        return http_scope(head, info, server.root_path, server.state), server.refusal(
+            exc.status, exc.reason
+        )
+    if info.trusted and head.forwarded:
+        apply_proxy_headers(scope, server.trusted_hosts)
+    if not server.request_checks:
+        return scope, server.app
+    if server.health_path is not None and head.target == server.health_path:
+        return scope, server.health
+    if server.limit_concurrency is not None and server.over_capacity():
+        logger.warning("Exceeded concurrency limit.")
+        head.keep_alive = False
+        return scope, server.refusal(503, "Service Unavailable")
+    limit = server.limit_request_body
+    if limit is not None and head.content_length > limit:
+        logger.info("%s - Request body too large: 413", info.client_label)
+        head.keep_alive = False
+        return scope, server.refusal(413, "Request Entity Too Large")
+    return scope, server.app
+
+
+class Refusal(Exception):
+    """A WebSocket handshake answered with an HTTP error instead."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+def admit_websocket(
+    server: ServerState, info: ConnInfo, head: RequestHead, http2: bool = False
+) -> tuple[Scope, Handshake]:
+    """The scope and handshake of a WebSocket request; raises :class:`Refusal`."""
+    config = server.config
+    try:
+        handshake = check_handshake(
+            head.method, head.headers, config.ws_per_message_deflate, http2=http2
+        )
+        scope = websocket_scope(head, info, server.root_path, server.state, handshake.subprotocols)
+    except HandshakeError as exc:
+        raise Refusal(exc.status, exc.reason, exc.headers) from None
+    except ParseError as exc:
+        logger.info("%s - %s: %d", info.client_label, exc.reason, exc.status)
+        raise Refusal(exc.status, exc.reason, []) from None
+    if http2:
+        scope["http_version"] = "2"
+    if info.trusted and head.forwarded:
+        apply_proxy_headers(scope, server.trusted_hosts)
+    return scope, handshake
+
+
+def websocket_session(
+    server: ServerState, scope: Scope, sink: WebSocketSink, handshake: Handshake
+) -> WebSocketSession:
+    config = server.config
+    return WebSocketSession(
+        scope,
+        sink,
+        handshake,
+        max_size=config.ws_max_size,
+        max_queue=config.ws_max_queue,
+        ping_interval=config.ws_ping_interval,
+        ping_timeout=config.ws_ping_timeout,
+    )
+
+
+def start(server: ServerState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run an app's cycle or session in a task the server tracks until it is done.
+
+    The task leaves the set in a done-callback, so it is counted right even
+    when an eager task factory runs the app to its end inside ``create_task``.
+    """
+    task = server.loop.create_task(coro)
+    tasks = server.tasks
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
+
+
+def start_session(server: ServerState, session: WebSocketSession) -> asyncio.Task[None]:
+    if server.timed:
+        session.start_time = perf_counter()
+    return start(server, session.run(server.app))
