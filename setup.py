@@ -19,9 +19,14 @@ import os
 # must not define classes deriving from built-ins other than Exception (those
 # live in squall/errors.py) and must not be monkeypatched.
 HOT_MODULES = [
+    "squall/connection/port.py",
     "squall/connection/transport.py",
+    "squall/connection/admit.py",
+    "squall/connection/h1.py",
+    "squall/connection/ws.py",
     "squall/connection/h2.py",
     "squall/connection/h2streams.py",
+    "squall/connection/h2deadlines.py",
     "squall/asgi/http.py",
     "squall/asgi/scope.py",
     "squall/asgi/websocket.py",
@@ -30,7 +35,10 @@ HOT_MODULES = [
     "squall/protocols/http1/backend_httptools.py",
     "squall/protocols/http1/backend_h11.py",
     "squall/protocols/http1/chunked.py",
-    "squall/protocols/http2/connection.py",
+    "squall/protocols/http2/frames.py",
+    "squall/protocols/http2/guard.py",
+    "squall/protocols/http2/flow.py",
+    "squall/protocols/http2/inbound.py",
     "squall/protocols/http2/hpack.py",
     "squall/protocols/http2/fields.py",
     "squall/protocols/websocket/framing.py",

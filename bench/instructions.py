@@ -88,7 +88,9 @@ def serve(count: int, scenario: str) -> None:
         from squall.connection.transport import Connection  # type: ignore[no-redef]
 
     config = Config(plaintext, access_log=False, lifespan="off", http="httptools")
-    loop = asyncio.new_event_loop()
+    import uvloop
+
+    loop = uvloop.new_event_loop()  # as Squall runs by default
     state = ServerState(config, plaintext, loop, http_backend(config))
     conn = Connection(state)
     transport = FakeTransport()

@@ -152,7 +152,7 @@ class H2Recorder:
 
 
 def _h2_run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
-    from squall.protocols.http2.connection import H2Limits, H2Protocol
+    from squall.protocols.http2 import H2Limits, H2Protocol
 
     rec = H2Recorder()
     proto = H2Protocol(rec, H2Limits())
@@ -164,7 +164,7 @@ def _h2_run(chunks: list[bytes]) -> tuple[list[tuple[Any, ...]], bytes, bool]:
 
 
 def h2(data: bytes) -> None:
-    from squall.protocols.http2.connection import GOAWAY, PREFACE
+    from squall.protocols.http2 import GOAWAY, PREFACE
 
     if not data.startswith(b"PRI"):
         data = PREFACE + data
@@ -264,8 +264,8 @@ def main() -> None:
 
         import squall.protocols.http1.backend_h11
         import squall.protocols.http1.backend_httptools
-        import squall.protocols.http2.connection
         import squall.protocols.http2.hpack
+        import squall.protocols.http2.inbound  # with frames, flow and guard
         import squall.protocols.proxy
         import squall.protocols.websocket.framing  # noqa: F401
     atheris.Setup([sys.argv[0], *sys.argv[2:]], target)

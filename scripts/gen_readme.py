@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from squall.cli import GROUP_TITLES, build_parser, reference_markdown
-from squall.config.options import flag_name, options
+from squall.config.fields import flag_name
+from squall.config.options import options
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

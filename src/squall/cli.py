@@ -19,15 +19,8 @@ from typing import Any
 
 from squall._version import __version__
 from squall.config import file as configfile
-from squall.config.options import (
-    Config,
-    ConfigError,
-    Option,
-    env_name,
-    field_kind,
-    flag_name,
-    options,
-)
+from squall.config.fields import ConfigError, Option, env_name, field_kind, flag_name
+from squall.config.options import Config, options
 
 GROUP_TITLES = {
     "app": "Application",

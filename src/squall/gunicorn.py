@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from squall.config.options import LOG_LEVEL_CHOICES, Config, ConfigError
+from squall.config.fields import LOG_LEVEL_CHOICES, ConfigError
+from squall.config.options import Config
 from squall.connection.state import escape_for_log
 from squall.server.serve import Server
 

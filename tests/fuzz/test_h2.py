@@ -23,7 +23,7 @@ import hpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.protocols.http2.connection import (
+from squall.protocols.http2 import (
     CONTINUATION,
     DATA,
     END_HEADERS,

@@ -420,7 +420,7 @@ def test_body_deadline_does_not_run_while_the_app_is_not_reading(start, socks, h
 
     def paused() -> bool:
         conns = connections(srv)
-        return bool(conns) and conns[0]._read_paused
+        return bool(conns) and conns[0].reading_paused
 
     wait_until(paused, 2, "the server to stop reading (the app does not read)")
     resp = parse_response(wrap(sock).response())

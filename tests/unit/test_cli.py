@@ -10,7 +10,8 @@ import pytest
 
 import squall
 from squall import cli
-from squall.config.options import Config, env_name, flag_name, options
+from squall.config.fields import env_name, flag_name
+from squall.config.options import Config, options
 
 
 @pytest.fixture(autouse=True)

@@ -7,17 +7,16 @@ import os
 
 import pytest
 
-from squall.config.options import (
+from squall.config.fields import (
     HTTP_CHOICES,
     INTERFACE_CHOICES,
     LIFESPAN_CHOICES,
     LOOP_CHOICES,
-    Config,
     ConfigError,
     env_name,
     flag_name,
-    options,
 )
+from squall.config.options import Config, options
 from squall.observe.logs import LOGGING_CONFIG
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from squall.cli import main, parse, parse_command
 from squall.config import file as configfile
+from squall.config.fields import ConfigError
 from squall.config.file import tomllib
-from squall.config.options import Config, ConfigError
+from squall.config.options import Config
 
 
 def write(path: Path, text: str) -> Path:

@@ -69,7 +69,7 @@ def make_cycle(expect_continue: bool = False) -> tuple[HTTPCycle, FakeSink]:
 
 
 async def run_app(cycle: HTTPCycle, app: Callable[..., Awaitable[Any]]) -> None:
-    await cycle.run(app)
+    await cycle.run(app, set())
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -92,6 +92,7 @@ class HTTPCycle:
         "start_time",
         "state",
         "status",
+        "task",
         "trailers",
     )
 
@@ -109,6 +110,7 @@ class HTTPCycle:
         self._buffered = 0
         self._waiter: asyncio.Future[None] | None = None
         self.start_time = 0.0
+        self.task: asyncio.Task[None] | None = None  # set by whoever started it
         self.trailers: list[tuple[bytes, bytes]] | None = None  # announced: collected here
         self.sent = 0  # response body bytes, for the access log
 
@@ -311,8 +313,10 @@ class HTTPCycle:
             sink.response_complete(self)
             self._wake()
 
-    async def run(self, app: ASGIApp) -> None:
-        """Run the app for this request."""
+    async def run(self, app: ASGIApp, tasks: set[asyncio.Task[Any]]) -> None:
+        """Run the app for this request; its task (``self.task``) leaves ``tasks`` when it
+        ends. (A task an eager task factory ran to its end inside ``create_task`` is
+        never added: see :func:`squall.connection.admit.start`.)"""
         try:
             # through Any: the declared return type is None, and compiled code would
             # drop the value an app wrongly returns
@@ -323,6 +327,10 @@ class HTTPCycle:
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
             return
+        finally:
+            task = self.task
+            if task is not None:
+                tasks.discard(task)
         if result is not None:
             logger.error("ASGI callable should return None, but returned '%s'.", result)
             if self.state != DONE:

@@ -11,6 +11,16 @@ if TYPE_CHECKING:
     from squall.protocols.http1.head import RequestHead
 
 
+# The extensions every HTTP request has; each scope gets a copy of this dict (the
+# values are empty dicts, the same for every request, as the spec has them empty).
+HTTP_EXTENSIONS: dict[str, Any] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
+
+
 class ConnInfo:
     """What a connection knows about its two ends, shared by its requests."""
 
@@ -40,6 +50,13 @@ class ConnInfo:
         self.client_label = format_address(client)
         self.alpn = alpn  # the protocol TLS negotiated
         self.tls = tls  # the ASGI "tls" extension, for TLS connections
+
+    def tls_extensions(self) -> dict[str, Any]:
+        """A request's extensions on a TLS connection (a copy of the tls dict too)."""
+        extensions = HTTP_EXTENSIONS.copy()
+        if self.tls is not None:
+            extensions["tls"] = dict(self.tls)
+        return extensions
 
 
 def format_address(addr: tuple[str, int] | None) -> str:
@@ -118,21 +135,8 @@ def http_scope(
         "query_string": query,
         "headers": head.headers,
         "state": state.copy(),
-        # a new dict per request: an app or middleware may add to it
-        "extensions": {
-            "http.response.trailers": {},
-            "http.response.early_hint": {},
-            "http.response.pathsend": {},
-            "http.response.zerocopysend": {},
-        }
-        if info.tls is None
-        else {
-            "http.response.trailers": {},
-            "http.response.early_hint": {},
-            "http.response.pathsend": {},
-            "http.response.zerocopysend": {},
-            "tls": dict(info.tls),
-        },
+        # a dict of its own per request: an app or middleware may add to it
+        "extensions": HTTP_EXTENSIONS.copy() if info.tls is None else info.tls_extensions(),
     }
 
 

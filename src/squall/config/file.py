@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from squall.config.options import ConfigError, field_kind, options
+from squall.config.fields import ConfigError, field_kind
+from squall.config.options import options
 
 if sys.version_info >= (3, 11):
     import tomllib

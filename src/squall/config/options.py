@@ -13,52 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from squall.config.addresses import parse_bind
+from squall.config.fields import (
+    HTTP_CHOICES,
+    INTERFACE_CHOICES,
+    LIFESPAN_CHOICES,
+    LOG_LEVEL_CHOICES,
+    LOOP_CHOICES,
+    WS_CHOICES,
+    ConfigError,
+    Option,
+    check_choice,
+    check_min,
+    check_type,
+    flag_name,
+    option,
+    parse_header,
+)
 from squall.observe.logs import LOGGING_CONFIG
-
-LOOP_CHOICES = ("auto", "asyncio", "uvloop", "none")
-HTTP_CHOICES = ("auto", "httptools", "h11")
-WS_CHOICES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
-INTERFACE_CHOICES = ("auto", "asgi3", "asgi2")
-LIFESPAN_CHOICES = ("auto", "on", "off")
-LOG_LEVEL_CHOICES = ("critical", "error", "warning", "info", "debug", "trace")
-
-
-class ConfigError(ValueError):
-    """A configuration mistake; its message is one line naming the option."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """How one Config field appears outside Python."""
-
-    help: str
-    group: str
-    metavar: str | None = None
-    choices: tuple[str, ...] | None = None
-    multiple: bool = False  # repeatable flag, list value
-    negatable: bool = True  # booleans get --x/--no-x
-    flag: str | None = None  # CLI flag if not derived from the field name
-    bool_value: bool = False  # a boolean given as a value (--x true), as Uvicorn does
-    env: str | None = None  # extra legacy env var honoured as a default
-    unavailable: str | None = None  # set while a later piece of work owns the option
-    cli: bool = True
-
-
-def option(default: Any, help: str, group: str = "server", **kw: Any) -> Any:
-    meta = {"squall": Option(help=help, group=group, **kw)}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    if isinstance(default, dict):
-        return field(default_factory=lambda: default, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-NOT_YET = "is not available in this version of Squall yet"
 
 
 @dataclass(frozen=True)
@@ -418,60 +394,8 @@ def options() -> list[tuple[dataclasses.Field[Any], Option]]:
     return out
 
 
-def flag_name(f: dataclasses.Field[Any], meta: Option) -> str:
-    return "--" + (meta.flag or f.name).replace("_", "-")
-
-
-def env_name(f: dataclasses.Field[Any]) -> str:
-    return "SQUALL_" + f.name.upper()
-
-
-def field_kind(f: dataclasses.Field[Any]) -> str:
-    """How a field's values are written: bool, list, float, int or str."""
-    text = str(f.type)
-    if text.startswith("bool"):
-        return "bool"
-    if text.startswith("list"):
-        return "list"
-    if "float" in text:
-        return "float"
-    if text.startswith("int"):
-        return "int"
-    return "str"
-
-
 def _set(cfg: Config, name: str, value: Any) -> None:
     object.__setattr__(cfg, name, value)
-
-
-def _check_type(f: dataclasses.Field[Any], value: Any) -> None:
-    """Numbers and switches must be given as such (the CLI converts its strings)."""
-    kind = str(f.type).split(" |")[0]
-    if value is None or kind not in ("int", "float", "bool"):
-        return
-    ok = (
-        isinstance(value, bool)
-        if kind == "bool"
-        else (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and (kind == "float" or isinstance(value, int))
-        )
-    )
-    if not ok:
-        raise ConfigError(f"--{f.name.replace('_', '-')}: expected {kind}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"--{name.replace('_', '-')}: {value!r} is not one of {', '.join(choices)}"
-        )
-
-
-def _check_min(name: str, value: float | None, low: float) -> None:
-    if value is not None and value < low:
-        raise ConfigError(f"--{name.replace('_', '-')}: must be at least {low}, got {value}")
 
 
 def _validate(cfg: Config) -> None:
@@ -486,12 +410,12 @@ def _validate(cfg: Config) -> None:
 
     for f, meta in options():
         value = getattr(cfg, f.name)
-        _check_type(f, value)
+        check_type(f, value)
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         if meta.unavailable and value not in (None, False, default):
             raise ConfigError(f"{flag_name(f, meta)} {meta.unavailable}")
         if meta.choices and isinstance(value, str):
-            _check_choice(f.name, value.lower() if f.name == "log_level" else value, meta.choices)
+            check_choice(f.name, value.lower() if f.name == "log_level" else value, meta.choices)
     if isinstance(cfg.log_level, str):
         _set(cfg, "log_level", cfg.log_level.lower())
     if not 0 <= cfg.port <= 65535:
@@ -500,10 +424,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             "--ws wsproto: Squall's WebSocket support is built on websockets; use --ws auto"
         )
-    _check_min("workers", cfg.workers, 1)
-    _check_min("limit_max_requests_jitter", cfg.limit_max_requests_jitter, 0)
-    _check_min("reload_delay", cfg.reload_delay, 0)
-    _check_min("timeout_worker_healthcheck", cfg.timeout_worker_healthcheck, 1)
+    check_min("workers", cfg.workers, 1)
+    check_min("limit_max_requests_jitter", cfg.limit_max_requests_jitter, 0)
+    check_min("reload_delay", cfg.reload_delay, 0)
+    check_min("timeout_worker_healthcheck", cfg.timeout_worker_healthcheck, 1)
     if cfg.uds_perms is not None:
         try:
             mode = int(cfg.uds_perms, 8)
@@ -534,7 +458,7 @@ def _validate(cfg: Config) -> None:
         "limit_request_field_size",
         "limit_request_header_size",
     ):
-        _check_min(name, getattr(cfg, name), 1)
+        check_min(name, getattr(cfg, name), 1)
     for name in (
         "limit_concurrency",
         "limit_max_requests",
@@ -542,11 +466,11 @@ def _validate(cfg: Config) -> None:
         "limit_connections",
         "max_requests_per_connection",
     ):
-        _check_min(name, getattr(cfg, name), 1)
+        check_min(name, getattr(cfg, name), 1)
     for name in ("h2_max_concurrent_streams", "h2_max_header_list_size"):
-        _check_min(name, getattr(cfg, name), 1)
-    _check_min("h2_max_continuation_frames", cfg.h2_max_continuation_frames, 0)
-    _check_min("limit_request_body", cfg.limit_request_body, 0)
+        check_min(name, getattr(cfg, name), 1)
+    check_min("h2_max_continuation_frames", cfg.h2_max_continuation_frames, 0)
+    check_min("limit_request_body", cfg.limit_request_body, 0)
     if not 65535 <= cfg.h2_initial_window_size <= 2**31 - 1:
         raise ConfigError(
             "--h2-initial-window-size: must be between 65535 and 2147483647, "
@@ -564,31 +488,9 @@ def _validate(cfg: Config) -> None:
         "timeout_request_body",
         "timeout_write",
     ):
-        _check_min(name, getattr(cfg, name), 0)
-    _set(cfg, "headers", [_parse_header(h) for h in cfg.headers])
+        check_min(name, getattr(cfg, name), 0)
+    _set(cfg, "headers", [parse_header(h) for h in cfg.headers])
     if cfg.root_path and not cfg.root_path.startswith("/"):
         raise ConfigError(f"--root-path: must start with '/', got {cfg.root_path!r}")
     if cfg.root_path.endswith("/"):
         _set(cfg, "root_path", cfg.root_path.rstrip("/"))
-
-
-def _parse_header(item: Any) -> tuple[str, str]:
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        name, value = str(item[0]), str(item[1])
-    elif isinstance(item, str) and ":" in item:
-        name, value = item.split(":", 1)
-    else:
-        raise ConfigError(f"--header: expected NAME:VALUE, got {item!r}")
-    # Uvicorn keeps the space after the colon and then breaks; Squall strips it.
-    name, value = name.strip(), value.strip()
-    from squall.protocols.http1.base import valid_header_name, valid_header_value
-
-    try:
-        raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ConfigError(f"--header: {item!r} is not latin-1 text") from None
-    if not valid_header_name(raw_name):
-        raise ConfigError(f"--header: invalid header name {name!r}")
-    if not valid_header_value(raw_value):
-        raise ConfigError(f"--header: invalid header value for {name!r}")
-    return name.lower(), value

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from squall.asgi.scope import http_scope, websocket_scope
 from squall.asgi.websocket import WebSocketSession
@@ -35,8 +35,8 @@ from squall.protocols.websocket.handshake import HandshakeError, check_handshake
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Coroutine
 
+    from squall.asgi.http import HTTPCycle
     from squall.asgi.scope import ConnInfo
     from squall.asgi.types import ASGIApp, Scope
     from squall.asgi.websocket import WebSocketSink
@@ -100,11 +100,11 @@ def admit_websocket(
             head.method, head.headers, config.ws_per_message_deflate, http2=http2
         )
         scope = websocket_scope(head, info, server.root_path, server.state, handshake.subprotocols)
-    except HandshakeError as exc:
-        raise Refusal(exc.status, exc.reason, exc.headers) from None
-    except ParseError as exc:
-        logger.info("%s - %s: %d", info.client_label, exc.reason, exc.status)
-        raise Refusal(exc.status, exc.reason, []) from None
+    except HandshakeError as refused:  # one name per type: mypyc types the variable
+        raise Refusal(refused.status, refused.reason, refused.headers) from None
+    except ParseError as bad:
+        logger.info("%s - %s: %d", info.client_label, bad.reason, bad.status)
+        raise Refusal(bad.status, bad.reason, []) from None
     if http2:
         scope["http_version"] = "2"
     if info.trusted and head.forwarded:
@@ -127,20 +127,26 @@ def websocket_session(
     )
 
 
-def start(server: ServerState, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run an app's cycle or session in a task the server tracks until it is done.
+def start(server: ServerState, cycle: HTTPCycle, app: ASGIApp) -> asyncio.Task[None]:
+    """Run an app's cycle in a task the server tracks until it is done.
 
-    The task leaves the set in a done-callback, so it is counted right even
-    when an eager task factory runs the app to its end inside ``create_task``.
+    The cycle removes its task from the set when it ends (:meth:`HTTPCycle.run
+    <squall.asgi.http.HTTPCycle.run>`); a task that an eager task factory ran
+    to its end inside ``create_task`` is never added.
     """
-    task = server.loop.create_task(coro)
     tasks = server.tasks
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    task = cycle.task = server.loop.create_task(cycle.run(app, tasks))
+    if not task.done():
+        tasks.add(task)
     return task
 
 
 def start_session(server: ServerState, session: WebSocketSession) -> asyncio.Task[None]:
+    """Run a WebSocket session in a task the server tracks until it is done."""
     if server.timed:
         session.start_time = perf_counter()
-    return start(server, session.run(server.app))
+    task = server.loop.create_task(session.run(server.app))
+    if not task.done():
+        server.tasks.add(task)
+        task.add_done_callback(server.tasks.discard)
+    return task

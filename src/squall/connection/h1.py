@@ -27,13 +27,13 @@ from squall.asgi.http import DONE, HTTPCycle
 from squall.connection.admit import admit_http, start
 from squall.connection.h2 import H2Handler
 from squall.connection.h2c import H2cUpgrade
-from squall.connection.port import Deadline, Switch
+from squall.connection.port import Deadline, Handler, Switch
 from squall.connection.ws import start_websocket
 from squall.protocols.http1.base import error_response
 from squall.protocols.http1.head import ParseError
 
 if TYPE_CHECKING:
-    from squall.connection.port import ConnectionPort, Handler
+    from squall.connection.port import ConnectionPort
     from squall.protocols.http1.head import RequestHead
 
 logger = logging.getLogger("squall.error")
@@ -55,12 +55,15 @@ _REASONS = {
 }
 
 
-class H1Handler:
+class H1Handler(Handler):
     __slots__ = (
         "_body_received",
+        "_body_timeout",
         "_drained",
         "_draining",
         "_fresh",
+        "_head_timeout",
+        "_keep_alive",
         "_pipeline",
         "_reading_body",
         "_refusal",
@@ -81,7 +84,11 @@ class H1Handler:
     def __init__(self, port: ConnectionPort) -> None:
         self.port = port
         self.server = server = port.server
-        self.config = server.config
+        self.config = config = server.config
+        # the deadlines' lengths, read once
+        self._keep_alive = float(config.timeout_keep_alive)
+        self._head_timeout = float(config.timeout_request_header)
+        self._body_timeout = float(config.timeout_request_body)
         self.info = port.info
         self.proto = server.make_http1(self)
         self.cycle: HTTPCycle | None = None  # the cycle whose response is being sent
@@ -102,7 +109,7 @@ class H1Handler:
     # -- Handler
 
     def attached(self) -> None:
-        self.port.set_deadline(Deadline.KEEP_ALIVE, self.config.timeout_keep_alive)
+        self.port.set_deadline(Deadline.KEEP_ALIVE, self._keep_alive)
 
     def feed(self, data: bytes) -> Switch | None:
         started = self._waiting  # the first bytes of a request
@@ -126,7 +133,7 @@ class H1Handler:
             self._refuse(400, "Invalid HTTP request received.")
         if started and self.cycle is None and self.parsing is None and not port.closing:
             # the head is not complete in this read: it gets the header deadline
-            port.set_deadline(Deadline.REQUEST_HEAD, self.config.timeout_request_header)
+            port.set_deadline(Deadline.REQUEST_HEAD, self._head_timeout)
         return None
 
     def eof_received(self) -> None:
@@ -160,7 +167,7 @@ class H1Handler:
         port = self.port
         if kind == Deadline.REQUEST_BODY:
             if port.reading_paused:  # the app is not reading: not the client's fault
-                port.set_deadline(kind, self.config.timeout_request_body)
+                port.set_deadline(kind, self._body_timeout)
             else:
                 self._request_timeout("Request body timed out")
         elif self.cycle is None:
@@ -177,7 +184,6 @@ class H1Handler:
         port = self.port
         if port.closing:
             return
-        port.clear_deadline()
         server = self.server
         if head.upgrade is not None:
             if head.upgrade == b"websocket" and server.websockets:
@@ -215,7 +221,7 @@ class H1Handler:
             cycle.body_complete = True
         else:
             self._reading_body = True
-            self.port.set_deadline(Deadline.REQUEST_BODY, self.config.timeout_request_body)
+            self.port.set_deadline(Deadline.REQUEST_BODY, self._body_timeout)
         if self.cycle is None:
             self._start(cycle, head, app)
         else:
@@ -227,7 +233,7 @@ class H1Handler:
         if cycle is None:
             return
         if self._reading_body:
-            self.port.set_deadline(Deadline.REQUEST_BODY, self.config.timeout_request_body)
+            self.port.set_deadline(Deadline.REQUEST_BODY, self._body_timeout)
         limit = self.server.limit_request_body
         if limit is not None:
             self._body_received += len(data)
@@ -268,7 +274,7 @@ class H1Handler:
         self.head = head
         if self.server.timed:
             cycle.start_time = perf_counter()
-        start(self.server, cycle.run(app))
+        start(self.server, cycle, app)
 
     def _cycles(self) -> list[HTTPCycle]:
         cycles = [c for c, _, _ in self._pipeline]
@@ -388,9 +394,9 @@ class H1Handler:
             self._waiting = True
             if self.proto.in_head:  # the next head began during the response
                 self._waiting = False
-                port.set_deadline(Deadline.REQUEST_HEAD, self.config.timeout_request_header)
+                port.set_deadline(Deadline.REQUEST_HEAD, self._head_timeout)
             else:
-                port.set_deadline(Deadline.KEEP_ALIVE, self.config.timeout_keep_alive)
+                port.set_deadline(Deadline.KEEP_ALIVE, self._keep_alive)
 
     def _flush_if_stalled(self, cycle: HTTPCycle) -> None:
         if cycle.state != DONE:

@@ -28,7 +28,7 @@ from squall.asgi.http import HTTPCycle
 from squall.connection.admit import Refusal, admit_http, admit_websocket, websocket_session
 from squall.connection.h2deadlines import StreamDeadlines
 from squall.connection.h2streams import H2Stream, H2WebSocketSink
-from squall.connection.port import Deadline
+from squall.connection.port import Deadline, Handler
 from squall.protocols import http2 as h2
 from squall.protocols.http2.fields import response_fields
 from squall.protocols.http2.hpack import STATUS_FIELDS
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("squall.error")
 
 
-class H2Handler:
+class H2Handler(Handler):
     __slots__ = (
         "_flush_scheduled",
         "_new",

@@ -129,7 +129,7 @@ class H2Stream(_StreamWriter):
         if server.timed:
             cycle.start_time = perf_counter()
         session.running += 1
-        start(server, cycle.run(self.app)).add_done_callback(self._app_returned)
+        start(server, cycle, self.app).add_done_callback(self._app_returned)
 
     def _app_returned(self, task: asyncio.Task[None]) -> None:
         self.session.running -= 1
@@ -212,7 +212,10 @@ class H2Stream(_StreamWriter):
                 length = len(body)
                 block += encode_field(b"content-length", b"%d" % length)
             self._remaining = length
-            if body or not more_body:
+            if not body and not more_body:  # one HEADERS frame ends it (gRPC "trailers-only")
+                self._check_length(body, more_body)
+                proto.send_headers(self.id, block, True)
+            elif body or not more_body:
                 self._check_length(body, more_body)
                 proto.send_headers(self.id, block, False)
                 proto.send_data(self.id, body, not more_body)

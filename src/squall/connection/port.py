@@ -23,7 +23,16 @@ Rules:
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, TypeVar
+
+try:
+    from mypy_extensions import trait
+except ImportError:  # only mypyc reads it (calls through a trait are native calls)
+    _C = TypeVar("_C")
+
+    def trait(cls: _C) -> _C:
+        return cls
+
 
 if TYPE_CHECKING:
     import asyncio
@@ -54,21 +63,37 @@ class ConnState(enum.IntEnum):
 NEW, OPEN, CLOSING, CLOSED = ConnState
 
 
-class Handler(Protocol):
+@trait
+class Handler:
     """A protocol handler held by the shell (HTTP/1, HTTP/2, WebSocket)."""
+
+    __slots__ = ()
 
     def attached(self) -> None:
         """Now held by the shell: e.g. the HTTP/2 preface goes out."""
+        raise NotImplementedError
 
-    def feed(self, data: bytes) -> Switch | None: ...
-    def eof_received(self) -> None: ...
-    def connection_lost(self) -> None: ...
-    def deadline_expired(self, kind: Deadline) -> None: ...
+    def feed(self, data: bytes) -> Switch | None:
+        """A read; a :class:`Switch` if the protocol changed."""
+        raise NotImplementedError
+
+    def eof_received(self) -> None:
+        raise NotImplementedError
+
+    def connection_lost(self) -> None:
+        raise NotImplementedError
+
+    def deadline_expired(self, kind: Deadline) -> None:
+        """The read deadline ``kind`` passed."""
+        raise NotImplementedError
+
     def shutdown(self) -> None:
         """Graceful shutdown: finish what is running, take nothing new."""
+        raise NotImplementedError
 
     def gauge(self) -> tuple[str, int]:
         """For the metrics: the protocol's name and its open WebSocket sessions."""
+        raise NotImplementedError
 
 
 class Switch:
@@ -81,43 +106,63 @@ class Switch:
         self.data = data
 
 
-class ConnectionPort(Protocol):
-    """What a handler may use of its connection."""
+@trait
+class ConnectionPort:
+    """What a handler may use of its connection (the shell implements it).
+
+    A trait, not a ``typing.Protocol``: with the compiled build, calls through
+    it are native calls.
+    """
+
+    __slots__ = ()
 
     server: ServerState
     info: ConnInfo
     loop: asyncio.AbstractEventLoop
-
-    @property
-    def closing(self) -> bool: ...
-    @property
-    def write_paused(self) -> bool:
-        """The peer is not reading fast enough: wait for :meth:`drain`."""
+    closing: bool  # close() was called, or the peer is gone
+    write_paused: bool  # the peer is not reading fast enough: wait for drain()
+    reading_paused: bool
 
     def write(self, data: bytes) -> None:
         """Send ``data`` now, after anything held by :meth:`buffer`."""
+        raise NotImplementedError
 
     def buffer(self, data: bytes, schedule: bool = True) -> None:
         """Hold ``data`` until the loop turns (``schedule``) or :meth:`flush`."""
+        raise NotImplementedError
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        raise NotImplementedError
+
     def write_buffer_size(self) -> int:
         """Bytes written but not yet taken by the peer."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Close after what is buffered; a peer that stops reading is cut off."""
+        raise NotImplementedError
 
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    @property
-    def reading_paused(self) -> bool: ...
-    async def drain(self) -> None: ...
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        """Wait until the peer reads again (return at once if it does)."""
+        raise NotImplementedError
+
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         """Send ``count`` bytes of ``fd`` from ``offset`` (sendfile on plain TCP)."""
+        raise NotImplementedError
 
     def set_deadline(self, kind: Deadline, seconds: float) -> None:
         """Run the read deadline ``kind``, ``seconds`` from now (replacing any other)."""
+        raise NotImplementedError
 
-    def clear_deadline(self) -> None: ...
+    def clear_deadline(self) -> None:
+        raise NotImplementedError
+
     def now(self) -> float:
         """The connection's clock (the loop's, unless a test passed another)."""
+        raise NotImplementedError

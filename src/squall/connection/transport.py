@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from squall.connection.h1 import H1Handler
 from squall.connection.h2 import H2Handler
-from squall.connection.port import CLOSED, CLOSING, NEW, OPEN, Deadline
+from squall.connection.port import CLOSED, CLOSING, NEW, OPEN, ConnectionPort, Deadline
 from squall.connection.sendfile import send_file
 
 if TYPE_CHECKING:
@@ -31,23 +31,24 @@ logger = logging.getLogger("squall.error")
 FLUSH_AT = 65536  # bytes held by buffer() that are written at once
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol, ConnectionPort):
     __slots__ = (
         "_deadline",
         "_deadline_kind",
         "_drain_waiters",
         "_flush_scheduled",
-        "_read_paused",
         "_timer",
         "_timer_at",
         "_wbuf",
         "_wbuf_size",
         "_write_deadline",
+        "clock",
+        "closing",
         "handler",
         "info",
         "loop",
-        "now",
         "proxied",
+        "reading_paused",
         "server",
         "state",
         "transport",
@@ -57,13 +58,14 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: ServerState, clock: Callable[[], float] | None = None) -> None:
         self.server = server
         self.loop = server.loop
-        self.now: Callable[[], float] = clock or server.loop.time
+        self.clock: Callable[[], float] = clock or server.loop.time
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.info: ConnInfo = None  # type: ignore[assignment]
         self.handler: Handler = None  # type: ignore[assignment]
         self.state = NEW
+        self.closing = False  # state is CLOSING or CLOSED (read on every write)
         self.proxied: ProxyInfo | None = None  # addresses from a PROXY protocol header
-        self._read_paused = False
+        self.reading_paused = False
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         # Streamed chunks of one loop turn leave in one write.
@@ -76,10 +78,6 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0  # when it fires
 
-    @property
-    def closing(self) -> bool:
-        return self.state >= CLOSING
-
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -88,7 +86,7 @@ class Connection(asyncio.Protocol):
         self.info = server.conn_info(transport, self.proxied)
         if server.limit_connections is not None and not server.connection_opened(self):
             self.transport.pause_reading()  # over the limit (accepted in a batch): wait for a slot
-            self._read_paused = True
+            self.reading_paused = True
             return
         self._open()
 
@@ -112,6 +110,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         was = self.state
         self.state = CLOSED
+        self.closing = True
         server = self.server
         server.connections.discard(self)
         if server.limit_connections is not None:
@@ -152,7 +151,7 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        self._write_deadline = deadline = self.now() + self.server.config.timeout_write
+        self._write_deadline = deadline = self.clock() + self.server.config.timeout_write
         self._schedule(deadline)
 
     def resume_writing(self) -> None:
@@ -218,24 +217,23 @@ class Connection(asyncio.Protocol):
     # -- ConnectionPort: reading
 
     def pause_reading(self) -> None:
-        if not self._read_paused and self.state <= OPEN:
-            self._read_paused = True
+        if not self.reading_paused and self.state <= OPEN:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._read_paused and self.state <= OPEN:
-            self._read_paused = False
+        if self.reading_paused and self.state <= OPEN:
+            self.reading_paused = False
             self.transport.resume_reading()
 
-    @property
-    def reading_paused(self) -> bool:
-        return self._read_paused
+    def now(self) -> float:
+        return self.clock()
 
     # -- ConnectionPort: deadlines
 
     def set_deadline(self, kind: Deadline, seconds: float) -> None:
         self._deadline_kind = kind
-        self._deadline = deadline = self.now() + seconds
+        self._deadline = deadline = self.clock() + seconds
         self._schedule(deadline)
 
     def clear_deadline(self) -> None:
@@ -257,7 +255,7 @@ class Connection(asyncio.Protocol):
         self._timer = None
         if self.state != OPEN:
             return
-        now = self.now()
+        now = self.clock()
         write_deadline = self._write_deadline
         if write_deadline is not None and now >= write_deadline:
             logger.info("%s - Client did not read for --timeout-write", self.info.client_label)
@@ -280,6 +278,7 @@ class Connection(asyncio.Protocol):
         if self.state <= OPEN:
             self.flush()
             self.state = CLOSING
+            self.closing = True
             self.transport.close()
             pending = self.transport.get_write_buffer_size()
             if pending:  # the rest goes out as the peer reads; a peer that stops is cut off
@@ -288,6 +287,7 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.state <= OPEN:
             self.state = CLOSING
+            self.closing = True
             self.transport.abort()
 
     def _linger_interval(self) -> float:

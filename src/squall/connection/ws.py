@@ -16,6 +16,7 @@ from squall.connection.admit import (
     start_session,
     websocket_session,
 )
+from squall.connection.port import Handler
 from squall.protocols.websocket.handshake import accept_response
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def start_websocket(port: ConnectionPort, proto: HTTP1, head: RequestHead) -> WS
     return handler
 
 
-class WSHandler:
+class WSHandler(Handler):
     """The connection's handler after the upgrade, and the session's sink."""
 
     __slots__ = ("head", "port", "proto", "session", "write")

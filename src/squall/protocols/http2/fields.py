@@ -142,6 +142,10 @@ def request_head(headers: list[tuple[bytes, bytes]], connect_protocol: bool) -> 
             raise MalformedRequest(":protocol is not enabled")
         elif not scheme or not path or not authority:
             raise MalformedRequest("Malformed extended CONNECT")
+        elif path[:1] != b"/":  # RFC 8441 4: the target of the protocol, origin-form
+            raise MalformedRequest("Invalid :path")
+        elif _BAD_PATH(path) is not None:
+            raise MalformedRequest("Invalid characters in :path")
     else:
         if protocol is not None:
             raise MalformedRequest(":protocol without CONNECT")
