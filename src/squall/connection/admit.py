@@ -128,12 +128,15 @@ def websocket_session(
 
 
 def start(server: ServerState, cycle: HTTPCycle, app: ASGIApp) -> asyncio.Task[None]:
-    """Run an app's cycle in a task the server tracks until it is done.
+    """Run an app's cycle in a task of its own (its own contextvars copy), which the
+    server tracks until it is done.
 
     The cycle removes its task from the set when it ends (:meth:`HTTPCycle.run
     <squall.asgi.http.HTTPCycle.run>`); a task that an eager task factory ran
     to its end inside ``create_task`` is never added.
     """
+    if server.timed:
+        cycle.start_time = perf_counter()
     tasks = server.tasks
     task = cycle.task = server.loop.create_task(cycle.run(app, tasks))
     if not task.done():

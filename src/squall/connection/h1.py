@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from squall.asgi.http import DONE, HTTPCycle
@@ -185,14 +184,14 @@ class H1Handler(Handler):
         if port.closing:
             return
         server = self.server
+        refused = None
         if head.upgrade is not None:
             if head.upgrade == b"websocket" and server.websockets:
                 if self.cycle is None:
                     self._switch = start_websocket(port, self.proto, head)
                     return
-                self._admit(head, server.refusal(400, "A WebSocket upgrade cannot be pipelined."))
-                return
-            if head.upgrade == b"h2c" and server.http2 and self.cycle is None:
+                refused = server.refusal(400, "A WebSocket upgrade cannot be pipelined.")
+            elif head.upgrade == b"h2c" and server.http2 and self.cycle is None:
                 upgrade = H2cUpgrade.start(port, head)
                 if upgrade is not None:
                     if upgrade.cycle is None:  # bad HTTP2-Settings: answered as HTTP/2
@@ -201,14 +200,9 @@ class H1Handler(Handler):
                         self._upgrade = upgrade
                         self.parsing = upgrade.cycle
                     return
-        self._admit(head, None)
-
-    def _admit(self, head: RequestHead, app: Any) -> None:
-        server = self.server
-        scope, admitted = admit_http(server, self.info, head)
-        if app is None:
-            app = admitted
-        else:
+        scope, app = admit_http(server, self.info, head)
+        if refused is not None:
+            app = refused
             head.keep_alive = False
         self._requests += 1
         per_connection = server.max_requests_per_connection
@@ -221,12 +215,14 @@ class H1Handler(Handler):
             cycle.body_complete = True
         else:
             self._reading_body = True
-            self.port.set_deadline(Deadline.REQUEST_BODY, self._body_timeout)
+            port.set_deadline(Deadline.REQUEST_BODY, self._body_timeout)
         if self.cycle is None:
-            self._start(cycle, head, app)
+            self.cycle = cycle
+            self.head = head
+            start(server, cycle, app)
         else:
             self._pipeline.append((cycle, head, app))
-            self.port.pause_reading()
+            port.pause_reading()
 
     def on_body(self, data: bytes) -> None:
         cycle = self.parsing
@@ -267,14 +263,6 @@ class H1Handler(Handler):
                 self._next()
 
     # -- running cycles
-
-    def _start(self, cycle: HTTPCycle, head: RequestHead, app: Any) -> None:
-        """Run the app for ``cycle`` in its own task (its own contextvars copy)."""
-        self.cycle = cycle
-        self.head = head
-        if self.server.timed:
-            cycle.start_time = perf_counter()
-        start(self.server, cycle, app)
 
     def _cycles(self) -> list[HTTPCycle]:
         cycles = [c for c, _, _ in self._pipeline]
@@ -380,7 +368,9 @@ class H1Handler(Handler):
         port = self.port
         if self._pipeline:
             next_cycle, head, app = self._pipeline.popleft()
-            self._start(next_cycle, head, app)
+            self.cycle = next_cycle
+            self.head = head
+            start(self.server, next_cycle, app)
             # runs after the next app's first step: if it did not answer at once, send
             # what is held now rather than after it
             port.loop.call_soon(self._flush_if_stalled, next_cycle)
@@ -390,7 +380,8 @@ class H1Handler(Handler):
             port.write(self._refusal)
             port.close()
         else:
-            port.resume_reading()
+            if port.reading_paused:
+                port.resume_reading()
             self._waiting = True
             if self.proto.in_head:  # the next head began during the response
                 self._waiting = False

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from squall.asgi.http import DONE
@@ -126,8 +125,6 @@ class H2Stream(_StreamWriter):
         session = self.session
         server = session.server
         cycle = self.cycle
-        if server.timed:
-            cycle.start_time = perf_counter()
         session.running += 1
         start(server, cycle, self.app).add_done_callback(self._app_returned)
 

@@ -234,7 +234,8 @@ class Connection(asyncio.Protocol, ConnectionPort):
     def set_deadline(self, kind: Deadline, seconds: float) -> None:
         self._deadline_kind = kind
         self._deadline = deadline = self.clock() + seconds
-        self._schedule(deadline)
+        if self._timer is None or deadline < self._timer_at:  # else it re-arms when it fires
+            self._schedule(deadline)
 
     def clear_deadline(self) -> None:
         self._deadline = None
