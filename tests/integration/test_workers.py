@@ -285,6 +285,7 @@ def test_new_connections_are_refused_while_the_workers_drain(
     thread, result, busy = slow_request(port, tmp_path)
     proc.signal(signal.SIGTERM)
     proc.wait_for(r"Worker \[\d+\] stopped")  # the idle one is gone; the busy one drains
+    proc.wait_for(r"Waiting for connections to close")  # (its listeners are closed by then)
     assert proc.proc.poll() is None
     # nobody listens any more: refused at once, not left hanging in a backlog
     with pytest.raises(ConnectionRefusedError):

@@ -271,13 +271,14 @@ class Config:
     )
     timeout_request_body: float = option(
         60,
-        "Close a connection whose request body stalls for this many seconds "
-        "(while the app is reading it).",
+        "A request body that stalls this many seconds while the app reads it gets 408 "
+        "(HTTP/2: on its stream; the connection lives on).",
         "limits",
     )
     timeout_write: float = option(
         60,
-        "Drop a connection whose client has not read a response for this many seconds.",
+        "Drop a connection whose client has not read for this many seconds "
+        "(HTTP/2: reset a stream given no flow-control window for as long).",
         "limits",
     )
     timeout_keep_alive: float = option(

@@ -80,31 +80,18 @@ def admit_http(server: ServerState, info: ConnInfo, head: RequestHead) -> tuple[
     return scope, server.app
 
 
-class Refusal(Exception):
-    """A WebSocket handshake answered with an HTTP error instead."""
-
-    def __init__(self, status: int, reason: str, headers: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-
-
 def admit_websocket(
     server: ServerState, info: ConnInfo, head: RequestHead, http2: bool = False
 ) -> tuple[Scope, Handshake]:
-    """The scope and handshake of a WebSocket request; raises :class:`Refusal`."""
-    config = server.config
+    """The scope and handshake of a WebSocket request; raises
+    :class:`~squall.protocols.websocket.handshake.HandshakeError` with the answer."""
+    deflate = server.config.ws_per_message_deflate
+    handshake = check_handshake(head.method, head.headers, deflate, http2=http2)
     try:
-        handshake = check_handshake(
-            head.method, head.headers, config.ws_per_message_deflate, http2=http2
-        )
         scope = websocket_scope(head, info, server.root_path, server.state, handshake.subprotocols)
-    except HandshakeError as refused:  # one name per type: mypyc types the variable
-        raise Refusal(refused.status, refused.reason, refused.headers) from None
     except ParseError as bad:
         logger.info("%s - %s: %d", info.client_label, bad.reason, bad.status)
-        raise Refusal(bad.status, bad.reason, []) from None
+        raise HandshakeError(bad.status, bad.reason, []) from None
     if http2:
         scope["http_version"] = "2"
     if info.trusted and head.forwarded:

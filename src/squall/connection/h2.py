@@ -25,13 +25,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from squall.asgi.http import HTTPCycle
-from squall.connection.admit import Refusal, admit_http, admit_websocket, websocket_session
+from squall.connection.admit import admit_http, admit_websocket, websocket_session
 from squall.connection.h2deadlines import StreamDeadlines
 from squall.connection.h2streams import H2Stream, H2WebSocketSink
 from squall.connection.port import Deadline, Handler
 from squall.protocols import http2 as h2
 from squall.protocols.http2.fields import response_fields
 from squall.protocols.http2.hpack import STATUS_FIELDS
+from squall.protocols.websocket.handshake import HandshakeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -227,7 +228,7 @@ class H2Handler(Handler):
         sink = H2WebSocketSink(self, stream_id, head)
         try:
             scope, handshake = admit_websocket(server, self.port.info, head, http2=True)
-        except Refusal as exc:
+        except HandshakeError as exc:
             sink.send_response(exc.status, exc.headers, exc.reason.encode(), False)
             return
         sink.session = websocket_session(server, scope, sink, handshake)

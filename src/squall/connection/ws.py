@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from squall.connection.admit import (
-    Refusal,
     admit_websocket,
     start_session,
     websocket_session,
 )
 from squall.connection.port import Handler
-from squall.protocols.websocket.handshake import accept_response
+from squall.protocols.websocket.handshake import HandshakeError, accept_response
 
 if TYPE_CHECKING:
     from squall.asgi.websocket import WebSocketSession
@@ -34,7 +33,7 @@ def start_websocket(port: ConnectionPort, proto: HTTP1, head: RequestHead) -> WS
     head.keep_alive = False  # for any HTTP answer: a refusal or a denial
     try:
         scope, handshake = admit_websocket(server, port.info, head)
-    except Refusal as exc:
+    except HandshakeError as exc:
         body = exc.reason.encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), *exc.headers]
         defaults = server.default_headers
