@@ -251,6 +251,10 @@ class Connection(asyncio.Protocol, ConnectionPort):
             self._timer = self.loop.call_at(when, self._on_timer)
             self._timer_at = when
 
+    def _next_deadline(self) -> float | None:
+        # through a call: mypy narrowed the attribute to None above (and mypyc trusts it)
+        return self._deadline
+
     def _on_timer(self) -> None:
         """The timer fired: a deadline passed (handled), or one moved later (re-armed)."""
         self._timer = None
@@ -268,7 +272,7 @@ class Connection(asyncio.Protocol, ConnectionPort):
             self.handler.deadline_expired(self._deadline_kind)
             if self.state != OPEN:
                 return
-            deadline = self._deadline  # the handler may have set another
+            deadline = self._next_deadline()  # the handler may have set another
         upcoming = [d for d in (deadline, self._write_deadline) if d is not None]
         if upcoming:
             self._schedule(min(upcoming))
