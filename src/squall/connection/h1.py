@@ -60,6 +60,7 @@ class H1Handler(Handler):
         "_body_timeout",
         "_drained",
         "_draining",
+        "_early",
         "_fresh",
         "_head_timeout",
         "_keep_alive",
@@ -102,6 +103,7 @@ class H1Handler(Handler):
         self._body_received = 0  # of the request being parsed (for --limit-request-body)
         self._requests = 0
         self._fresh = True  # nothing received yet: an HTTP/2 preface may come
+        self._early = b""  # the first bytes, while they may begin the HTTP/2 preface
         self._switch: Handler | None = None  # the handler a request switched to
         self._upgrade: H2cUpgrade | None = None  # h2c: the upgrade request's body is read
 
@@ -114,10 +116,11 @@ class H1Handler(Handler):
         started = self._waiting  # the first bytes of a request
         if started:
             self._waiting = False
-            if self._fresh:
-                self._fresh = False
-                if data[:3] == b"PRI" and self.server.http2:  # HTTP/2 prior knowledge
-                    return Switch(H2Handler(self.port), data)
+            if self._fresh:  # the connection's first bytes: maybe the HTTP/2 preface
+                first = self._first_bytes(data)
+                if first is None or isinstance(first, Switch):
+                    return first
+                data = first
         port = self.port
         try:
             self.proto.feed(data)
@@ -134,6 +137,21 @@ class H1Handler(Handler):
             # the head is not complete in this read: it gets the header deadline
             port.set_deadline(Deadline.REQUEST_HEAD, self._head_timeout)
         return None
+
+    def _first_bytes(self, data: bytes) -> bytes | Switch | None:
+        """HTTP/2 prior knowledge starts with ``PRI``: a Switch; fewer than three bytes
+        that may begin it are held (None); else the bytes to parse as HTTP/1.1."""
+        data = self._early + data
+        if self.server.http2 and data[:3] == b"PRI"[: len(data)]:
+            if len(data) >= 3:
+                return Switch(H2Handler(self.port), data)
+            self._early = data
+            self._waiting = True
+            self.port.set_deadline(Deadline.REQUEST_HEAD, self._head_timeout)
+            return None
+        self._fresh = False
+        self._early = b""
+        return data
 
     def eof_received(self) -> None:
         self.proto.feed_eof()
@@ -398,7 +416,7 @@ class H1Handler(Handler):
         if self.port.closing or cycle is not self.cycle:
             return
         if cycle.preempt(status):  # nothing on the wire yet
-            self.port.write(error_response(status, _REASONS[status], self.server.default_headers))
+            self.port.write(self._error(status, cycle))
             if self.server.timed:
                 self.server.response_done(cycle, self.info, "http/1.1")
         self.port.close()
@@ -421,9 +439,15 @@ class H1Handler(Handler):
     def _answer(self, cycle: HTTPCycle | None, status: int) -> None:
         """Answer ``status`` in place of ``cycle`` (if nothing was sent yet), then close."""
         if cycle is None or cycle.preempt(status):
-            reason = _REASONS.get(status, "Bad Request")
-            self.port.write(error_response(status, reason, self.server.default_headers))
+            self.port.write(self._error(status, cycle))
         self.port.close()
+
+    def _error(self, status: int, cycle: HTTPCycle | None) -> bytes:
+        """The server's own answer ``status``, in place of ``cycle`` (if any)."""
+        head = self.head if cycle is not None and cycle is self.cycle else None
+        head_only = head is not None and head.method == "HEAD"
+        reason = _REASONS.get(status, "Bad Request")
+        return error_response(status, reason, self.server.default_headers, head_only)
 
     def _request_timeout(self, reason: str) -> None:
         """A request that stalled: 408 if nothing was answered yet, then close."""

@@ -264,7 +264,7 @@ class H2Handler(Handler):
         self.proto.send_data(stream_id, message, True)
 
     def on_goaway(self) -> None:
-        self.proto.goaway_sent = True  # the peer is leaving: no new streams either way
+        self.proto.peer_left()  # no new streams either way
         self.maybe_close()
 
     # -- streams finishing

@@ -178,8 +178,11 @@ class H2Stream(_StreamWriter):
                 ],
                 session.server.h2_defaults,
             )
-            self.proto.send_headers(self.id, block, False)
-            self.proto.send_data(self.id, message, True)
+            if self.head_only:  # the head alone, in answer to HEAD
+                self.proto.send_headers(self.id, block, True)
+            else:
+                self.proto.send_headers(self.id, block, False)
+                self.proto.send_data(self.id, message, True)
             if session.server.timed:
                 session.server.response_done(cycle, session.port.info, "h2")
         else:
@@ -313,7 +316,7 @@ class H2WebSocketSink(_StreamWriter):
 
     is_websocket = True
 
-    __slots__ = ("ended", "h2", "head", "held", "paused", "session")
+    __slots__ = ("answered", "ended", "h2", "head", "held", "paused", "session")
 
     def __init__(self, h2session: StreamOwner, stream_id: int, head: RequestHead) -> None:
         super().__init__(h2session, stream_id)
@@ -321,6 +324,7 @@ class H2WebSocketSink(_StreamWriter):
         self.head = head
         self.session: WebSocketSession = None  # type: ignore[assignment]
         self.ended = False
+        self.answered = False  # a response head went out (200, or a denial)
         # back-pressure: while the session's queue is full, bytes received are not
         # given back to the stream's flow-control window, so the peer must stop
         self.paused = False
@@ -364,9 +368,15 @@ class H2WebSocketSink(_StreamWriter):
     def close(self) -> None:
         if not self.ended:
             self.ended = True
-            self.proto.send_data(self.id, b"", True)
+            if self._was_answered():
+                self.proto.send_data(self.id, b"", True)
+            else:  # ended (by the client) before any answer: no DATA without a head
+                self.proto.reset(self.id, h2.CANCEL)
             self.h2.schedule_flush()
             self.h2.stream_done(self)
+
+    def _was_answered(self) -> bool:
+        return self.answered
 
     def pause_reading(self) -> None:
         self.paused = True
@@ -387,6 +397,7 @@ class H2WebSocketSink(_StreamWriter):
         if handshake.deflate_params:
             extra.append((b"sec-websocket-extensions", handshake.deflate_params))
         block, _ = response_fields(200, extra, self.h2.server.h2_defaults)
+        self.answered = True
         self.proto.send_headers(self.id, block, False)
         self.h2.schedule_flush()
 
@@ -395,6 +406,7 @@ class H2WebSocketSink(_StreamWriter):
         if not more_body:
             headers.append((b"content-length", b"%d" % len(body)))
         block, _ = response_fields(status, headers, self.h2.server.h2_defaults)
+        self.answered = True
         self.proto.send_headers(self.id, block, False)
         if body or not more_body:
             self.proto.send_data(self.id, body, not more_body)

@@ -386,8 +386,11 @@ class HTTP1:
         return b"".join(parts)
 
 
-def error_response(status: int, message: str, defaults: dict[int, bytes]) -> bytes:
-    """A complete plain-text response for refusals the server makes itself."""
+def error_response(
+    status: int, message: str, defaults: dict[int, bytes], head_only: bool = False
+) -> bytes:
+    """A complete plain-text response for refusals the server makes itself (its
+    head only, with the length the body would have, in answer to HEAD)."""
     body = message.encode() + b"\n"
     return b"".join(
         (
@@ -396,6 +399,6 @@ def error_response(status: int, message: str, defaults: dict[int, bytes]) -> byt
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
-            body,
+            b"" if head_only else body,
         )
     )

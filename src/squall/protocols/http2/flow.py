@@ -183,7 +183,7 @@ class Outbound:
     def consumed(self, stream_id: int, size: int) -> None:
         """The app took ``size`` body bytes: give them back to the peer's window."""
         stream = self.streams.get(stream_id)
-        if stream is None or stream.remote_closed:
+        if stream is None or stream.remote_closed or self.closed:
             return
         unacked = stream.unacked + size
         if unacked >= self.our_initial_window >> 1:
@@ -196,7 +196,8 @@ class Outbound:
         """The owner abandons a stream (e.g. the app failed mid-response)."""
         if stream_id not in self.streams:
             return
-        self.out.append(frame(RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
+        if not self.closed:  # after a connection error's GOAWAY nothing more is sent
+            self.out.append(frame(RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
         self.close_stream(stream_id, 1)
         if code != NO_ERROR:
             self.events.on_stream_reset(stream_id)

@@ -1,24 +1,17 @@
 """HTTP/2 (RFC 9113) for a server: the sans-I/O protocol object :class:`H2Protocol`.
 
 Bytes go in through :meth:`H2Protocol.feed`; requests, body data and resets
-come out as calls on an :class:`~squall.protocols.http2.frames.H2Events`
-owner; frames to send collect in a buffer the owner takes with
-``data_to_send``. This module is the frame parser. What the owner sends and
-the peer's windows are an :class:`~squall.protocols.http2.flow.Outbound`
-(whose methods the protocol hands out as its own ``send_*``, ``buffered``,
-``consumed``, ``reset`` and ``data_to_send``); abuse accounting is a
-:class:`~squall.protocols.http2.guard.Guard`.
+come out as calls on an :class:`~squall.protocols.http2.frames.H2Events` owner.
+This module is the frame parser; what is sent and the peer's windows are an
+:class:`~squall.protocols.http2.flow.Outbound` (its ``send_*``, ``buffered``,
+``consumed``, ``reset`` and ``data_to_send`` are the protocol's own), abuse
+accounting a :class:`~squall.protocols.http2.guard.Guard`.
 
-* A frame longer than our SETTINGS_MAX_FRAME_SIZE is refused before its
-  payload is buffered.
-* A *connection error* (:class:`H2ConnectionError`) queues GOAWAY with the
-  code RFC 9113 names and sets ``closed``; nothing more is read. A *stream
-  error* queues RST_STREAM, reports the stream reset, and counts as a
-  premature reset (MadeYouReset).
-* Every header block is decoded, even for streams about to be refused, so
-  the HPACK state never drifts.
-* The connection window is replenished as DATA arrives (the stream windows
-  bound what is buffered); a stream window as the owner consumes the body.
+* A frame over our SETTINGS_MAX_FRAME_SIZE is refused before it is buffered.
+* A connection error queues GOAWAY (never naming a stream a GOAWAY already
+  excluded) and sets ``closed``: nothing more is read or sent. A stream error
+  queues RST_STREAM and counts as a premature reset (MadeYouReset).
+* Every header block is decoded, even for refused streams: HPACK never drifts.
 * SETTINGS are checked, applied, acknowledged, and only then goes the DATA
   that a larger INITIAL_WINDOW_SIZE unblocked (peers count from the ACK).
 
@@ -94,6 +87,7 @@ class H2Protocol:
         "consumed",
         "data_to_send",
         "events",
+        "goaway_last",
         "goaway_sent",
         "guard",
         "last_stream_id",
@@ -137,6 +131,7 @@ class H2Protocol:
         self._hb_size = 0
         self._hb_error = 0
         self.goaway_sent = False
+        self.goaway_last = -1  # the last stream id a GOAWAY announced (-1: none sent)
         self._out.append(server_preface(limits))
 
     # -- state the owner reads
@@ -155,21 +150,20 @@ class H2Protocol:
     def control_queued(self, value: int) -> None:
         self.guard.control_queued = value
 
-    @property
-    def streams_opened(self) -> int:
-        return self.guard.streams_opened
-
-    @property
-    def premature_resets(self) -> int:
-        return self.guard.premature_resets
-
     # -- output
 
     def goaway(self) -> None:
         """Graceful shutdown: GOAWAY(NO_ERROR) with the last stream id; no new streams."""
         if not self.goaway_sent and not self.outbound.closed:
             self.goaway_sent = True
+            self.goaway_last = self.last_stream_id
             self._out.append(goaway(self.last_stream_id, NO_ERROR))
+
+    def peer_left(self) -> None:
+        """The peer sent GOAWAY: no new streams either way (and none is announced)."""
+        if not self.goaway_sent:
+            self.goaway_sent = True
+            self.goaway_last = self.last_stream_id
 
     def fail(self, code: int, message: str = "") -> None:
         """Connection error: GOAWAY with ``code``; nothing more is read."""
@@ -178,7 +172,10 @@ class H2Protocol:
         self.outbound.closed = True
         self._buf = b""
         debug = message.encode("ascii", "replace")[:256]
-        self._out.append(goaway(self.last_stream_id, code, debug))
+        # streams opened after a GOAWAY were ignored: a later GOAWAY never names more
+        # (RFC 9113 6.8)
+        last = self.last_stream_id if self.goaway_last < 0 else self.goaway_last
+        self._out.append(goaway(last, code, debug))
 
     def _reset(self, stream_id: int, code: int) -> None:
         """RST_STREAM for a stream error: the peer provoked it (MadeYouReset), so it counts."""
