@@ -180,6 +180,8 @@ class H2Protocol:
     def _reset(self, stream_id: int, code: int) -> None:
         """RST_STREAM for a stream error: the peer provoked it (MadeYouReset), so it counts."""
         known = stream_id in self.streams
+        if not known and self.outbound.recent.get(stream_id) == 1:
+            return  # reset by us already: nothing more goes on it (RFC 9113 6.4)
         self._out.append(frame(RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
         if known or stream_id <= self.last_stream_id:
             self.outbound.close_stream(stream_id, 1)
