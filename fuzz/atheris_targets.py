@@ -18,6 +18,18 @@ Targets (seed corpora in ``fuzz/corpus/<target>/``):
   raises, the same events whole and in pieces.
 * ``proxy``: the first bytes of a connection: only ProxyProtocolError; an
   accepted header is the same without what follows it, and needs all its bytes.
+* ``conn_h1``: a client byte stream (HTTP/1.1 requests, upgrades to WebSocket
+  or h2c and what follows them) served by a real Connection with each parser
+  backend, real apps and a fake transport (``fuzz/conn_harness.py``): no
+  exception, error log, hung task or read, write after close, and the output is
+  a well-formed response stream.
+* ``conn_h2``: the same for an HTTP/2 client (the preface is added unless the
+  input starts with ``PRI``), by prior knowledge or over (fake) TLS with ALPN h2.
+
+The two ``conn_`` targets step over the findings listed open in
+``conn_harness.OPEN``; each run's timing and ending (EOF, lost, reset) and the
+limits in force are drawn from the input's CRC (``conn_harness.fuzz_plan``),
+so a crash input replays as it ran.
 
 atheris is imported only when this file is run; the tests run each target on
 the seed corpus without it (``tests/fuzz/test_corpus.py``). A failed check
@@ -26,9 +38,12 @@ raises AssertionError, which libFuzzer reports as a crash with its input.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import zlib
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 # modules the fuzzer instruments for coverage feedback
@@ -244,12 +259,50 @@ def proxy(data: bytes) -> None:
         assert parse(data[:cut]) is None
 
 
+# -- the whole connection ---------------------------------------------------------
+
+CONN_HARNESS = "_squall_fuzz_conn_harness"  # the name tests/fuzz/_harness.py loads it under
+
+
+def conn_harness() -> ModuleType:
+    """``fuzz/conn_harness.py``, loaded once (and shared with the tests)."""
+    module = sys.modules.get(CONN_HARNESS)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            CONN_HARNESS, Path(__file__).with_name("conn_harness.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[CONN_HARNESS] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def conn_h1(data: bytes) -> None:
+    harness = conn_harness()
+    chunks = _pieces(data)
+    for http in ("httptools", "h11"):
+        harness.verify(harness.fuzz_plan(data, chunks, http=http), allow_open=True)
+
+
+def conn_h2(data: bytes) -> None:
+    from squall.protocols.http2 import PREFACE
+
+    harness = conn_harness()
+    if not data.startswith(b"PRI"):
+        data = PREFACE + data
+    alpn = "h2" if zlib.crc32(data) & 0x100 else None
+    harness.verify(harness.fuzz_plan(data, _pieces(data), alpn=alpn), allow_open=True)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "h1": h1,
     "h2": h2,
     "hpack": hpack,
     "ws": ws,
     "proxy": proxy,
+    "conn_h1": conn_h1,
+    "conn_h2": conn_h2,
 }
 
 
@@ -267,7 +320,13 @@ def main() -> None:
         import squall.protocols.http2.hpack
         import squall.protocols.http2.inbound  # with frames, flow and guard
         import squall.protocols.proxy
-        import squall.protocols.websocket.framing  # noqa: F401
+        import squall.protocols.websocket.framing
+
+        if sys.argv[1].startswith("conn_"):
+            import squall.config
+            import squall.connection.state
+            import squall.connection.transport  # with every handler, asgi and the protocols
+            import squall.loading  # noqa: F401
     atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
     atheris.Fuzz()
 

@@ -6,6 +6,7 @@ rerun this after changing the seeds below.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import struct
 import zlib
@@ -199,12 +200,221 @@ def proxy_seeds() -> dict[str, bytes]:
     }
 
 
+# -- the whole connection (fuzz/conn_harness.py: the app is chosen by the path)
+
+WS_KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+
+
+def _websocket_upgrade(path: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"GET " + path + b" HTTP/1.1\r\nHost: example.org\r\n"
+        b"Connection: Upgrade\r\nUpgrade: websocket\r\n" + WS_KEY + extra + b"\r\n"
+    )
+
+
+def _h2c_upgrade(request: bytes, settings: bytes, body: bytes = b"") -> bytes:
+    value = base64.urlsafe_b64encode(settings).rstrip(b"=")
+    return (
+        request.replace(
+            b"\r\n\r\n",
+            b"\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            b"HTTP2-Settings: " + value + b"\r\n\r\n",
+            1,
+        )
+        + body
+    )
+
+
+def conn_h1_seeds() -> dict[str, bytes]:
+    host = b"Host: example.org\r\n"
+    get_block = hpack.Encoder().encode(
+        [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/stream"), (b":authority", b"a")]
+    )
+    h2_after = PREFACE + frame(4, 0, 0, b"") + frame(1, 0x5, 3, get_block)
+    h2_after += frame(6, 0, 0, b"12345678") + frame(8, 0, 1, b"\x00\x00\x10\x00")
+    settings = struct.pack(">HLHL", 3, 100, 4, 65535)
+    c = zlib.compressobj(wbits=-15)
+    packed = (c.compress(b"hello hello hello") + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    seeds = dict(h1_seeds())
+    seeds.update(
+        {
+            "routes-pipelined": b"GET /stream HTTP/1.1\r\n"
+            + host
+            + b"\r\nGET /trailers HTTP/1.1\r\n"
+            + host
+            + b"TE: trailers\r\n\r\nGET /early HTTP/1.1\r\n"
+            + host
+            + b"\r\nHEAD /empty HTTP/1.1\r\n"
+            + host
+            + b"\r\nPOST /echo HTTP/1.1\r\n"
+            + host
+            + b"Content-Length: 3\r\n\r\nabc",
+            "stream-chunked-trailers": b"POST /stream HTTP/1.1\r\n"
+            + host
+            + b"Transfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"
+            + b"3\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Sum: 7\r\n\r\n",
+            "trailers-undrained-body": b"POST /trailers HTTP/1.1\r\n"
+            + host
+            + b"TE: trailers\r\nContent-Length: 10\r\n\r\n0123456789GET / HTTP/1.1\r\n"
+            + host
+            + b"\r\n",
+            "fail-after-start": b"GET /fail HTTP/1.1\r\n" + host + b"\r\nGET / HTTP/1.1\r\n\r\n",
+            "fail-before-body": b"POST /fail0 HTTP/1.1\r\n" + host + b"Content-Length: 1\r\n\r\nx",
+            "http10-close-delimited": b"GET /stream HTTP/1.0\r\n\r\n",
+            "body-over-limit": b"POST /echo HTTP/1.1\r\n"
+            + host
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + (b"c8\r\n" + b"x" * 200 + b"\r\n") * 2
+            + b"0\r\n\r\n",
+            "proxy-headers": b"GET / HTTP/1.1\r\n"
+            + host
+            + b"X-Forwarded-For: 192.0.2.1, 10.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+            + b"Forwarded: for=192.0.2.60;proto=http;by=203.0.113.43\r\n\r\n",
+            "prior-knowledge": PREFACE + frame(4, 0, 0, b"") + frame(1, 0x5, 1, get_block),
+            "websocket-echo": _websocket_upgrade(b"/ws", b"Sec-WebSocket-Protocol: chat, x\r\n")
+            + masked(1, "héllo".encode())
+            + masked(2, bytes(range(200)))
+            + masked(1, b"frag", fin=False)
+            + masked(9, b"ping")
+            + masked(0, b"ment")
+            + masked(1, b"close")
+            + masked(8, b"\x03\xe8bye"),
+            "websocket-deflate": _websocket_upgrade(
+                b"/ws", b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            )
+            + masked(1, packed, rsv1=True)
+            + masked(8, b"\x03\xe8"),
+            "websocket-deny": _websocket_upgrade(b"/deny") + masked(1, b"early"),
+            "websocket-close": _websocket_upgrade(b"/close"),
+            "websocket-bad-key": _websocket_upgrade(b"/ws").replace(b"dGhl", b"!!!!"),
+            "websocket-bad-frame": _websocket_upgrade(b"/ws") + b"\x81\x02hi",
+            "h2c-upgrade": _h2c_upgrade(b"GET /stream HTTP/1.1\r\n" + host + b"\r\n", settings)
+            + h2_after,
+            "h2c-body-continue": _h2c_upgrade(
+                b"POST /echo HTTP/1.1\r\n"
+                + host
+                + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+                settings,
+                b"hello",
+            )
+            + h2_after,
+            "h2c-bad-settings": _h2c_upgrade(
+                b"GET / HTTP/1.1\r\n" + host + b"\r\n", b"\x00\x04\x80\x00\x00\x00"
+            )
+            + h2_after,
+        }
+    )
+    return seeds
+
+
+def conn_h2_seeds() -> dict[str, bytes]:
+    start = PREFACE + frame(4, 0, 0, struct.pack(">HL", 4, 65535)) + frame(4, 1, 0, b"")
+
+    def request(
+        enc: hpack.Encoder, method: bytes, path: bytes, *extra: tuple[bytes, bytes]
+    ) -> bytes:
+        fields = [(b":method", method), (b":scheme", b"https"), (b":path", path)]
+        return enc.encode([*fields, (b":authority", b"example.org"), *extra])
+
+    def connect(enc: hpack.Encoder, path: bytes) -> bytes:
+        fields = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"https")]
+        fields += [(b":path", path), (b":authority", b"example.org")]
+        return enc.encode([*fields, (b"sec-websocket-version", b"13")])
+
+    seeds = dict(h2_seeds())
+    enc = hpack.Encoder()
+    routes = [
+        request(enc, b"GET", b"/stream"),
+        request(enc, b"GET", b"/trailers", (b"te", b"trailers")),
+        request(enc, b"GET", b"/early"),
+        request(enc, b"HEAD", b"/empty"),
+        request(enc, b"GET", b"/fail"),
+        request(enc, b"GET", b"/fail0"),
+        request(enc, b"HEAD", b"/echo"),
+    ]
+    seeds["routes"] = start + b"".join(
+        frame(1, 0x5, 2 * i + 1, block) for i, block in enumerate(routes)
+    )
+    enc = hpack.Encoder()
+    seeds["websocket"] = (
+        start
+        + frame(1, 0x4, 1, connect(enc, b"/ws"))
+        + frame(0, 0, 1, masked(1, b"hello") + masked(9, b"ping"))
+        + frame(0, 0, 1, masked(1, b"frag", fin=False))
+        + frame(0, 0, 1, masked(0, b"ment"))
+        + frame(0, 0x1, 1, masked(8, b"\x03\xe8bye"))
+    )
+    enc = hpack.Encoder()
+    bad = [b"", b"*", b"ws", b"/a b", b"//x", b"/%zz", b"/deny", b"/close"]
+    seeds["websocket-paths"] = start + b"".join(
+        frame(1, 0x4, 2 * i + 1, connect(enc, path)) for i, path in enumerate(bad)
+    )
+    enc = hpack.Encoder()
+    seeds["reset-mid-body"] = (
+        start
+        + frame(1, 0x4, 1, request(enc, b"POST", b"/stream"))
+        + frame(0, 0, 1, b"abc")
+        + frame(3, 0, 1, b"\x00\x00\x00\x08")
+        + frame(0, 0, 1, b"late")
+        + frame(1, 0x5, 3, request(enc, b"GET", b"/"))
+    )
+    enc = hpack.Encoder()
+    seeds["window-zero"] = (
+        PREFACE
+        + frame(4, 0, 0, struct.pack(">HL", 4, 0))
+        + frame(1, 0x5, 1, request(enc, b"GET", b"/stream"))
+        + frame(8, 0, 1, b"\x00\x00\x00\x03")
+        + frame(4, 0, 0, struct.pack(">HL", 4, 100000))
+        + frame(8, 0, 0, b"\x00\x01\x00\x00")
+    )
+    enc = hpack.Encoder()
+    seeds["settings-mid-stream"] = (
+        start
+        + frame(1, 0x4, 1, request(enc, b"POST", b"/echo", (b"content-length", b"8")))
+        + frame(0, 0, 1, b"abcd")
+        + frame(4, 0, 0, struct.pack(">HLHLHL", 1, 0, 5, 20000, 4, 1 << 20))
+        + frame(1, 0x5, 3, request(enc, b"GET", b"/trailers"))
+        + frame(0, 0x1, 1, b"efgh")
+    )
+    enc = hpack.Encoder()
+    seeds["data-over-length"] = (
+        start
+        + frame(1, 0x4, 1, request(enc, b"POST", b"/echo", (b"content-length", b"3")))
+        + frame(0, 0x1, 1, b"too long")
+    )
+    enc = hpack.Encoder()
+    seeds["data-over-limit"] = (
+        start
+        + frame(1, 0x4, 1, request(enc, b"POST", b"/stream"))
+        + frame(0, 0, 1, b"x" * 200)
+        + frame(0, 0x1, 1, b"y" * 200)
+    )
+    enc = hpack.Encoder()
+    block = request(enc, b"GET", b"/", (b"x-a", b"1" * 40))
+    seeds["continuation-many"] = (
+        start
+        + frame(1, 0x1, 1, block[:5])
+        + b"".join(frame(9, 0, 1, block[i : i + 10]) for i in range(5, len(block) - 10, 10))
+        + frame(9, 0x4, 1, block[len(block) - 10 :])
+    )
+    enc = hpack.Encoder()
+    seeds["goaway-from-client"] = (
+        start
+        + frame(1, 0x4, 1, request(enc, b"POST", b"/stream"))
+        + frame(7, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x00")
+        + frame(0, 0x1, 1, b"after goaway")
+    )
+    return seeds
+
+
 SEEDS = {
     "h1": h1_seeds,
     "h2": h2_seeds,
     "hpack": hpack_seeds,
     "ws": ws_seeds,
     "proxy": proxy_seeds,
+    "conn_h1": conn_h1_seeds,
+    "conn_h2": conn_h2_seeds,
 }
 
 

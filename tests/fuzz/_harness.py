@@ -1,4 +1,5 @@
-"""The atheris harness (fuzz/atheris_targets.py) and corpus writer, loaded as modules."""
+"""The atheris harness (fuzz/atheris_targets.py), the connection harness it shares
+(fuzz/conn_harness.py) and the corpus writer, loaded as modules."""
 
 from __future__ import annotations
 
@@ -20,4 +21,5 @@ def _load(name: str) -> ModuleType:
 
 
 targets = _load("atheris_targets")
+conn = targets.conn_harness()
 corpus = _load("make_corpus")
