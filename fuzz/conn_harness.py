@@ -755,7 +755,8 @@ def check_h1(out: bytes, data: bytes, seen: list[Seen], closed_by_server: str | 
                 # (no app runs when the HTTP2-Settings are refused: a GOAWAY follows the 101)
                 if request is not None and request.http_version != "2":
                     problems.append(f"{where}: 101 h2c for {request}")
-                problems += check_h2(out[pos:], data, closed_by_server, h2c=True)
+                method = request.method if request is not None else "GET"
+                problems += check_h2(out[pos:], data, closed_by_server, h2c=method)
             else:
                 problems.append(f"{where}: 101 to {upgrade!r}")
             return problems
@@ -893,7 +894,6 @@ class _ClientH2:
 
 
 _H2_SETTINGS = re.compile(rb"(?i)\r\nhttp2-settings:[ \t]*([A-Za-z0-9_\-=]*)")
-_REQUEST_LINE = re.compile(rb"\s*([A-Z]+) ")
 
 
 def _unpad(flags: int, payload: bytes, priority: bool) -> bytes | None:
@@ -906,23 +906,22 @@ def _unpad(flags: int, payload: bytes, priority: bool) -> bytes | None:
     return payload
 
 
-def _client_h2(data: bytes, h2c: bool) -> _ClientH2:
+def _client_h2(data: bytes, h2c: str | None) -> _ClientH2:
+    """``h2c``: the method of the upgrade request (stream 1), None without an upgrade."""
     view = _ClientH2()
     start = data.find(PREFACE)
-    if h2c:  # the upgrade request is stream 1
+    if h2c is not None:
         view.opened.add(1)
         view.referenced.add(1)
+        view.methods[1] = (h2c.encode(), b"")
         view.settings += 1  # HTTP2-Settings: a SETTINGS frame that may be acknowledged
-        head_end = data.find(b"\r\n\r\n")
-        for m in _H2_SETTINGS.finditer(data, 0, head_end if head_end >= 0 else len(data)):
+        # (any request's HTTP2-Settings: the values are upper bounds)
+        for m in _H2_SETTINGS.finditer(data, 0, start if start >= 0 else len(data)):
             value = m.group(1).rstrip(b"=")
             try:
                 view.apply_settings(base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4)))
             except (ValueError, binascii.Error):
                 pass
-        line = _REQUEST_LINE.match(data)
-        if line is not None:
-            view.methods[1] = (line.group(1), b"")
     if start < 0:
         return view
     decoder: hpack.Decoder | None = hpack.Decoder()
@@ -980,8 +979,11 @@ class _OutStream:
     body: bytearray = field(default_factory=bytearray)  # kept for a WebSocket stream
 
 
-def check_h2(out: bytes, data: bytes, closed_by_server: str | None, h2c: bool = False) -> list[str]:
-    """``out`` as HTTP/2 frames from a server, checked against what the client allowed."""
+def check_h2(
+    out: bytes, data: bytes, closed_by_server: str | None, h2c: str | None = None
+) -> list[str]:
+    """``out`` as HTTP/2 frames from a server, checked against what the client allowed
+    (``h2c``: the method of the request that upgraded the connection, if one did)."""
     problems: list[str] = []
     view = _client_h2(data, h2c)
     first_decoder = hpack.Decoder()

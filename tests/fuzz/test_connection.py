@@ -413,3 +413,16 @@ def test_h2_reader_flags_bad_frames() -> None:
     priority = client + frame(2, 0, 5, bytes(10))
     assert conn.check_h2(good + frame(3, 0, 5, b"\x00\x00\x00\x06"), priority, None) == []
     assert conn.check_h2(good + frame(3, 0, 7, b"\x00\x00\x00\x06"), priority, None)
+
+
+def test_h2c_reader_takes_the_upgrade_requests_method() -> None:
+    # stream 1 is the GET that asked for h2c, not the HEAD before it (cut in single bytes,
+    # so that the HEAD is answered before the upgrade request comes)
+    data = (
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: \r\n\r\n" + PREFACE + frame(4, 0, 0, b"")
+    )
+    outcome = conn.run(conn.Plan([data[i : i + 1] for i in range(len(data))]))
+    assert b"upgrade: h2c" in outcome.written
+    assert conn.check(outcome) == []
