@@ -71,7 +71,6 @@ class H1Handler(Handler):
         "_switch",
         "_upgrade",
         "_waiting",
-        "config",
         "cycle",
         "head",
         "info",
@@ -84,7 +83,7 @@ class H1Handler(Handler):
     def __init__(self, port: ConnectionPort) -> None:
         self.port = port
         self.server = server = port.server
-        self.config = config = server.config
+        config = server.config
         # the deadlines' lengths, read once
         self._keep_alive = float(config.timeout_keep_alive)
         self._head_timeout = float(config.timeout_request_header)
